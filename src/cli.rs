@@ -1,0 +1,554 @@
+//! The command line: subcommands, the original client's drop-in flags, and turning both into a
+//! [`Plan`] (connection settings plus what to run).
+//!
+//! Every option is also read from an environment variable `KTA_<NAME>`, so containers and the charm
+//! configure the tool without putting anything (passwords above all) on the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::consumer::{group_id, ConsumeOptions};
+use crate::error::{Error, Result};
+use crate::kafka_config::{
+    parse_override, ConnectionSettings, SaslMechanism, Secret, SecurityProtocol,
+};
+use crate::producer::{KeyMode, ProduceOptions};
+use crate::report::OutputFormat;
+use crate::topic::TopicSpec;
+
+/// Put real, checkable traffic through a Kafka cluster.
+///
+/// `produce` sends the Kafka test app's JSON events at an exact rate; `consume` counts them by
+/// origin and proves nothing was lost, duplicated or reordered; `demo` shows both against an
+/// in-process mock cluster. The original client's command line (`--producer`/`--consumer`) also
+/// works unchanged.
+#[derive(Debug, Parser)]
+#[command(name = "kafka-test-app", version, max_term_width = 100)]
+pub struct Cli {
+    /// Connection options shared by every subcommand.
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "KTA_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// The original client's flags, used when no subcommand is given.
+    #[command(flatten)]
+    pub legacy: LegacyArgs,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Connection (every subcommand)")]
+pub struct ConnectionArgs {
+    /// Comma-separated bootstrap servers (host:port).
+    #[arg(
+        long = "bootstrap-servers",
+        visible_alias = "servers",
+        short = 's',
+        env = "KTA_BOOTSTRAP_SERVERS",
+        global = true,
+        default_value = "localhost:9092"
+    )]
+    pub bootstrap_servers: String,
+
+    /// Security protocol [default: SASL_PLAINTEXT with --username, else PLAINTEXT].
+    #[arg(
+        long,
+        short = 'x',
+        env = "KTA_SECURITY_PROTOCOL",
+        global = true,
+        value_enum,
+        ignore_case = true
+    )]
+    pub security_protocol: Option<SecurityProtocol>,
+
+    /// SASL mechanism.
+    #[arg(long, env = "KTA_SASL_MECHANISM", global = true, value_enum, default_value_t, ignore_case = true)]
+    pub sasl_mechanism: SaslMechanism,
+
+    /// SASL user name.
+    #[arg(long, short = 'u', env = "KTA_USERNAME", global = true)]
+    pub username: Option<String>,
+
+    /// SASL password (prefer the KTA_PASSWORD environment variable).
+    #[arg(long, short = 'p', env = "KTA_PASSWORD", global = true, hide_env_values = true)]
+    pub password: Option<Secret>,
+
+    /// PEM file of the CA to trust (SSL, SASL_SSL).
+    #[arg(long, visible_alias = "cafile-path", env = "KTA_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+
+    /// PEM client certificate for mutual TLS.
+    #[arg(long, visible_alias = "certfile-path", env = "KTA_CERT_FILE", global = true)]
+    pub cert_file: Option<PathBuf>,
+
+    /// PEM client key for mutual TLS.
+    #[arg(long, visible_alias = "keyfile-path", env = "KTA_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+
+    /// librdkafka property, as kcat's -X (repeatable; KTA_X takes several separated by ';').
+    #[arg(
+        short = 'X',
+        value_name = "KEY=VALUE",
+        value_parser = parse_override,
+        env = "KTA_X",
+        value_delimiter = ';',
+        global = true
+    )]
+    pub overrides: Vec<(String, String)>,
+
+    /// How long start-up may try to reach the cluster before failing with exit code 2.
+    #[arg(long, env = "KTA_CONNECT_TIMEOUT", global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send test events at an exact rate and report what the broker acknowledged.
+    Produce(ProduceArgs),
+    /// Consume test events, count them by origin and verify them.
+    Consume(ConsumeArgs),
+    /// Run three producers and a consumer against an in-process mock cluster (no broker needed).
+    Demo(DemoArgs),
+}
+
+/// `produce` options.
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Topic to produce to (created if missing).
+    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    pub topic: String,
+
+    /// Events per second; 0 = as fast as the broker takes them.
+    #[arg(long, env = "KTA_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    pub rate: f64,
+
+    /// Events to send; 0 = until stopped [default: 1000, or no limit with --duration].
+    #[arg(long, short = 'n', env = "KTA_NUM_MESSAGES")]
+    pub num_messages: Option<u64>,
+
+    /// Stop after this long (e.g. 10s, 5m).
+    #[arg(long, env = "KTA_DURATION", value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Partitions of the topic if it is created.
+    #[arg(long, visible_alias = "num-partitions", env = "KTA_PARTITIONS", default_value_t = 5,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub partitions: i32,
+
+    /// Replication factor of the topic if it is created.
+    #[arg(long, short = 'r', env = "KTA_REPLICATION_FACTOR", default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub replication_factor: i32,
+
+    /// Origin stamped on events [default: "<hostname> (<ip>)"].
+    #[arg(long, env = "KTA_ORIGIN")]
+    pub origin: Option<String>,
+
+    /// Record key.
+    #[arg(long, env = "KTA_KEY", value_enum, default_value_t)]
+    pub key: KeyMode,
+
+    /// At the end, how long to wait for outstanding acknowledgements.
+    #[arg(long, env = "KTA_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub flush_timeout: Duration,
+
+    /// How often to log progress.
+    #[arg(long, env = "KTA_REPORT_INTERVAL", default_value = "10s", value_parser = parse_interval)]
+    pub report_interval: Duration,
+
+    /// Final report format on stdout.
+    #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// `consume` options.
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    /// Topic to consume (waits for it to exist).
+    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    pub topic: String,
+
+    /// Consumer group prefix; the group is "<prefix>1" [default: "<username>-", or "kafka-test-app-"].
+    #[arg(long, short = 'c', env = "KTA_CONSUMER_GROUP_PREFIX")]
+    pub consumer_group_prefix: Option<String>,
+
+    /// Stop once this many events were consumed; fewer means fail.
+    #[arg(long, env = "KTA_EXPECT")]
+    pub expect: Option<u64>,
+
+    /// Stop when nothing new arrived for this long (also bounds the wait for the topic).
+    #[arg(long, env = "KTA_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+
+    /// How often to print the count-by-origin table.
+    #[arg(long, env = "KTA_REPORT_INTERVAL", default_value = "10s", value_parser = parse_interval)]
+    pub report_interval: Duration,
+
+    /// Final report format on stdout.
+    #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// `demo` options.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Final report format on stdout.
+    #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
+}
+
+/// The original client's command line (`python3 -m charms.kafka.v0.client …`).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Drop-in flags of the original client (no subcommand)")]
+pub struct LegacyArgs {
+    /// Run a producer.
+    #[arg(long)]
+    pub producer: bool,
+    /// Run a consumer (until stopped).
+    #[arg(long)]
+    pub consumer: bool,
+    /// Topic.
+    #[arg(long = "topic", short = 't', default_value = "hot-topic")]
+    pub topic: String,
+    /// Consumer group prefix [default: "<username>-"].
+    #[arg(long = "consumer-group-prefix", short = 'c')]
+    pub consumer_group_prefix: Option<String>,
+    /// Events to produce.
+    #[arg(long = "num-messages", short = 'n', default_value_t = 15)]
+    pub num_messages: u64,
+    /// Replication factor of a created topic.
+    #[arg(long = "replication-factor", short = 'r', default_value_t = 1,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub replication_factor: i32,
+    /// Partitions of a created topic.
+    #[arg(long = "num-partitions", default_value_t = 5,
+          value_parser = clap::value_parser!(i32).range(1..))]
+    pub num_partitions: i32,
+    /// Origin stamped on events.
+    #[arg(long = "origin")]
+    pub origin: Option<String>,
+    /// Not supported (the original's MongoDB sink).
+    #[arg(long = "mongo-uri", hide = true)]
+    pub mongo_uri: Option<String>,
+    /// Not supported (the original's PostgreSQL source).
+    #[arg(long = "pgsql-uri", hide = true)]
+    pub pgsql_uri: Option<String>,
+}
+
+fn parse_rate(arg: &str) -> std::result::Result<f64, String> {
+    let rate: f64 = arg
+        .parse()
+        .map_err(|_| format!("'{arg}' is not a number of events per second"))?;
+    if rate.is_finite() && rate >= 0.0 {
+        Ok(rate)
+    } else {
+        Err("the rate must be 0 (unlimited) or a positive number of events per second".into())
+    }
+}
+
+fn parse_interval(arg: &str) -> std::result::Result<Duration, String> {
+    match humantime::parse_duration(arg) {
+        Ok(d) if d.is_zero() => Err("the interval must be longer than 0s".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// What to run, with everything resolved.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// A producer and its report format.
+    Produce(ProduceOptions, OutputFormat),
+    /// A consumer (its options carry the report format).
+    Consume(ConsumeOptions),
+    /// The mock-cluster demo.
+    Demo(OutputFormat),
+}
+
+/// The whole invocation, resolved: how to connect and what to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Connection settings.
+    pub settings: ConnectionSettings,
+    /// What to run.
+    pub mode: Mode,
+}
+
+impl Cli {
+    /// Resolves defaults and the drop-in command line into a [`Plan`].
+    pub fn plan(self) -> Result<Plan> {
+        let legacy = self.command.is_none();
+        let mut settings = ConnectionSettings {
+            bootstrap_servers: self.connection.bootstrap_servers,
+            security_protocol: self.connection.security_protocol,
+            sasl_mechanism: self.connection.sasl_mechanism,
+            username: self.connection.username,
+            password: self.connection.password,
+            ca_file: self.connection.ca_file,
+            cert_file: self.connection.cert_file,
+            key_file: self.connection.key_file,
+            overrides: self.connection.overrides,
+            connect_timeout: self.connection.connect_timeout,
+        };
+        if legacy && settings.security_protocol.is_none() {
+            // The original's default.
+            settings.security_protocol = Some(SecurityProtocol::SaslPlaintext);
+        }
+        let default_prefix = |username: &Option<String>| match username {
+            Some(user) => format!("{user}-"),
+            None => "kafka-test-app-".to_owned(),
+        };
+        let mode = match self.command {
+            Some(Command::Produce(args)) => Mode::Produce(
+                ProduceOptions {
+                    topic: TopicSpec {
+                        name: args.topic,
+                        partitions: args.partitions,
+                        replication_factor: args.replication_factor,
+                    },
+                    rate: args.rate,
+                    num_messages: match (args.num_messages, args.duration) {
+                        (Some(0), _) | (None, Some(_)) => None,
+                        (Some(n), _) => Some(n),
+                        (None, None) => Some(1000),
+                    },
+                    duration: args.duration,
+                    origin: args.origin.unwrap_or_else(crate::origin::detect),
+                    key: args.key,
+                    flush_timeout: args.flush_timeout,
+                    report_interval: args.report_interval,
+                },
+                args.output,
+            ),
+            Some(Command::Consume(args)) => Mode::Consume(ConsumeOptions {
+                topic: args.topic,
+                group_id: group_id(
+                    &args
+                        .consumer_group_prefix
+                        .unwrap_or_else(|| default_prefix(&settings.username)),
+                ),
+                expect: args.expect,
+                idle_timeout: args.idle_timeout,
+                report_interval: args.report_interval,
+                output: args.output,
+            }),
+            Some(Command::Demo(args)) => Mode::Demo(args.output),
+            None => legacy_mode(self.legacy, default_prefix(&settings.username))?,
+        };
+        Ok(Plan { settings, mode })
+    }
+}
+
+fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
+    for (flag, given) in [
+        ("--mongo-uri", args.mongo_uri.is_some()),
+        ("--pgsql-uri", args.pgsql_uri.is_some()),
+    ] {
+        if given {
+            return Err(Error::Usage(format!(
+                "{flag} is not supported: kafka-test-app verifies what it consumes itself \
+                 (see `kafka-test-app consume --help`); remove {flag}"
+            )));
+        }
+    }
+    match (args.producer, args.consumer) {
+        (true, false) => Ok(Mode::Produce(
+            ProduceOptions {
+                topic: TopicSpec {
+                    name: args.topic,
+                    partitions: args.num_partitions,
+                    replication_factor: args.replication_factor,
+                },
+                rate: 2.0,
+                num_messages: (args.num_messages > 0).then_some(args.num_messages),
+                duration: None,
+                origin: args.origin.unwrap_or_else(crate::origin::detect),
+                key: KeyMode::None,
+                flush_timeout: Duration::from_secs(10),
+                report_interval: Duration::from_secs(10),
+            },
+            OutputFormat::Text,
+        )),
+        (false, true) => Ok(Mode::Consume(ConsumeOptions {
+            topic: args.topic,
+            group_id: group_id(&args.consumer_group_prefix.unwrap_or(default_prefix)),
+            expect: None,
+            idle_timeout: None,
+            report_interval: Duration::from_secs(10),
+            output: OutputFormat::Text,
+        })),
+        (true, true) => Err(Error::Usage(
+            "--producer and --consumer together are not supported; run one process of each"
+                .to_owned(),
+        )),
+        (false, false) => Err(Error::Usage(
+            "nothing to do: give a subcommand (produce, consume, demo) or the original's \
+             --producer/--consumer; see --help"
+                .to_owned(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(args: &[&str]) -> Result<Plan> {
+        let mut argv = vec!["kafka-test-app"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("parses").plan()
+    }
+
+    #[test]
+    fn charm_producer_command_line() {
+        let plan = plan(&[
+            "--username", "U", "--password", "P", "--servers", "H:9092", "--topic", "T",
+            "--producer", "--replication-factor", "1", "--num-partitions", "5",
+            "--num-messages", "1000",
+        ])
+        .unwrap();
+        assert_eq!(plan.settings.bootstrap_servers, "H:9092");
+        assert_eq!(plan.settings.effective_protocol(), SecurityProtocol::SaslPlaintext);
+        assert_eq!(plan.settings.username.as_deref(), Some("U"));
+        let Mode::Produce(options, _) = plan.mode else {
+            panic!("not a producer")
+        };
+        assert_eq!(options.topic.name, "T");
+        assert_eq!(options.topic.partitions, 5);
+        assert_eq!(options.num_messages, Some(1000));
+        assert_eq!(options.rate, 2.0);
+    }
+
+    #[test]
+    fn charm_consumer_command_line_runs_until_stopped() {
+        let plan = plan(&[
+            "--username", "U", "--password", "P", "--servers", "H", "--topic", "T",
+            "--consumer", "--consumer-group-prefix", "G",
+        ])
+        .unwrap();
+        let Mode::Consume(options) = plan.mode else {
+            panic!("not a consumer")
+        };
+        assert_eq!(options.group_id, "G1");
+        assert_eq!(options.expect, None);
+        assert_eq!(options.idle_timeout, None);
+    }
+
+    #[test]
+    fn legacy_defaults_are_the_originals() {
+        let plan = plan(&["-u", "relation-9", "-p", "x", "-s", "H", "--producer"]).unwrap();
+        let Mode::Produce(options, _) = plan.mode else {
+            panic!()
+        };
+        assert_eq!(options.topic.name, "hot-topic");
+        assert_eq!(options.num_messages, Some(15));
+        assert_eq!(plan.settings.sasl_mechanism, SaslMechanism::ScramSha512);
+        let consumer = super::tests::plan(&["-u", "relation-9", "-p", "x", "-s", "H", "--consumer"])
+            .unwrap();
+        let Mode::Consume(options) = consumer.mode else {
+            panic!()
+        };
+        assert_eq!(options.group_id, "relation-9-1");
+    }
+
+    #[test]
+    fn mongo_uri_is_refused_clearly() {
+        let err = plan(&["--producer", "--mongo-uri", "mongodb://x"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--mongo-uri is not supported: kafka-test-app verifies what it consumes itself \
+             (see `kafka-test-app consume --help`); remove --mongo-uri"
+        );
+        assert_eq!(err.exit_code(), crate::ExitCode::Usage);
+    }
+
+    #[test]
+    fn nothing_to_do_is_a_usage_error() {
+        assert!(plan(&[]).unwrap_err().to_string().starts_with("nothing to do"));
+    }
+
+    #[test]
+    fn duration_without_count_means_no_count_limit() {
+        let plan = plan(&["produce", "--topic", "t", "--rate", "1000", "--duration", "10s"]).unwrap();
+        let Mode::Produce(options, _) = plan.mode else {
+            panic!()
+        };
+        assert_eq!(options.num_messages, None);
+        assert_eq!(options.duration, Some(Duration::from_secs(10)));
+        assert_eq!(plan.settings.effective_protocol(), SecurityProtocol::Plaintext);
+    }
+
+    #[test]
+    fn produce_defaults() {
+        let plan = plan(&["produce", "-t", "t", "--origin", "me (1.2.3.4)"]).unwrap();
+        let Mode::Produce(options, output) = plan.mode else {
+            panic!()
+        };
+        assert_eq!(options.num_messages, Some(1000));
+        assert_eq!(options.rate, 2.0);
+        assert_eq!(options.topic.partitions, 5);
+        assert_eq!(options.topic.replication_factor, 1);
+        assert_eq!(options.origin, "me (1.2.3.4)");
+        assert_eq!(output, OutputFormat::Text);
+    }
+
+    #[test]
+    fn consumer_group_defaults_follow_the_username() {
+        let with_user = plan(&["consume", "-t", "t", "-u", "relation-9", "-p", "x"]).unwrap();
+        let Mode::Consume(options) = with_user.mode else {
+            panic!()
+        };
+        assert_eq!(options.group_id, "relation-9-1");
+        let anonymous = plan(&["consume", "-t", "t"]).unwrap();
+        let Mode::Consume(options) = anonymous.mode else {
+            panic!()
+        };
+        assert_eq!(options.group_id, "kafka-test-app-1");
+    }
+
+    #[test]
+    fn bad_values_are_rejected_by_the_parser() {
+        for args in [
+            &["kafka-test-app", "produce", "-t", "t", "--rate", "-1"][..],
+            &["kafka-test-app", "produce", "-t", "t", "--rate", "fast"],
+            &["kafka-test-app", "produce", "-t", "t", "--partitions", "0"],
+            &["kafka-test-app", "produce", "-t", "t", "--duration", "forever"],
+            &["kafka-test-app", "produce", "-t", "t", "-X", "nokey"],
+            &["kafka-test-app", "consume", "-t", "t", "--report-interval", "0s"],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn password_env_value_is_never_shown_in_help() {
+        let command = <Cli as clap::CommandFactory>::command();
+        let password = command
+            .get_arguments()
+            .find(|a| a.get_id() == "password")
+            .unwrap();
+        assert!(password.is_hide_env_values_set());
+        assert_eq!(password.get_env(), Some(std::ffi::OsStr::new("KTA_PASSWORD")));
+    }
+}

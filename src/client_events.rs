@@ -1,0 +1,163 @@
+//! What librdkafka tells us about the connection, outside any particular request.
+//!
+//! librdkafka reports authentication and TLS failures, and brokers going down, through its error
+//! callback and then keeps retrying for ever. [`ClientEvents`] remembers them so that start-up can
+//! stop with one clear error (exit code 2) instead of hanging, and [`ClientContext`] is the
+//! context every client of a run shares to feed it.
+
+use std::sync::{Arc, Mutex};
+
+use rdkafka::client::ClientContext as RdClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::error::Error;
+use crate::kafka_config::ConnectionSettings;
+
+/// A failure that no retry can fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fatal {
+    /// SASL authentication was refused.
+    Authentication(String),
+    /// The TLS handshake failed.
+    Tls(String),
+}
+
+/// Connection-level events reported by librdkafka, shared by the clients of one run.
+#[derive(Debug, Default)]
+pub struct ClientEvents {
+    fatal: Mutex<Option<Fatal>>,
+    last_transport_error: Mutex<Option<String>>,
+}
+
+impl ClientEvents {
+    /// A fresh, shareable record.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Records an error reported by librdkafka's error callback.
+    pub fn on_error(&self, error: &KafkaError, reason: &str) {
+        match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::Authentication) => {
+                self.fatal
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert(Fatal::Authentication(reason.to_owned()));
+            }
+            Some(RDKafkaErrorCode::SSL) => {
+                self.fatal
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert(Fatal::Tls(reason.to_owned()));
+            }
+            _ => {
+                tracing::warn!(target: "kafka", "{reason}");
+                *self.last_transport_error.lock().expect("lock") = Some(reason.to_owned());
+            }
+        }
+    }
+
+    /// The fatal error seen so far, if any, as the error to end the run with.
+    pub fn check(&self, settings: &ConnectionSettings) -> Result<(), Error> {
+        let fatal = self.fatal.lock().expect("lock").clone();
+        match fatal {
+            None => Ok(()),
+            Some(Fatal::Authentication(reason)) => Err(Error::Authentication {
+                username: settings.username.clone().unwrap_or_default(),
+                mechanism: settings.sasl_mechanism.to_string(),
+                protocol: settings.effective_protocol().to_string(),
+                reason,
+            }),
+            Some(Fatal::Tls(reason)) => Err(Error::Tls {
+                servers: settings.bootstrap_servers.clone(),
+                reason,
+            }),
+        }
+    }
+
+    /// The error to report when the cluster could not be reached in time.
+    pub fn unreachable(&self, settings: &ConnectionSettings) -> Error {
+        Error::Unreachable {
+            servers: settings.bootstrap_servers.clone(),
+            timeout: settings.connect_timeout,
+            reason: self
+                .last_transport_error
+                .lock()
+                .expect("lock")
+                .clone()
+                .unwrap_or_else(|| "no broker answered".to_owned()),
+        }
+    }
+}
+
+/// The librdkafka context of admin clients and consumers: forwards errors to [`ClientEvents`].
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    events: Arc<ClientEvents>,
+}
+
+impl ClientContext {
+    /// A context feeding `events`.
+    pub fn new(events: Arc<ClientEvents>) -> Self {
+        ClientContext { events }
+    }
+}
+
+impl RdClientContext for ClientContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.events.on_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for ClientContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka_config::Secret;
+
+    fn settings() -> ConnectionSettings {
+        ConnectionSettings {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            username: Some("alice".into()),
+            password: Some(Secret::new("hunter2-secret")),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn authentication_failure_becomes_a_one_line_error_without_the_password() {
+        let events = ClientEvents::new();
+        assert!(events.check(&settings()).is_ok());
+        events.on_error(
+            &KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "SASL authentication error: SASL SCRAM authentication failed: broker responded with invalid-proof",
+        );
+        let message = events.check(&settings()).unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "authentication failed for user 'alice' (SCRAM-SHA-512 over SASL_PLAINTEXT): SASL \
+             authentication error: SASL SCRAM authentication failed: broker responded with \
+             invalid-proof; check the username and password (--username/--password, \
+             KTA_USERNAME/KTA_PASSWORD)"
+        );
+        assert!(!message.contains("hunter2"));
+    }
+
+    #[test]
+    fn transport_errors_explain_unreachable() {
+        let events = ClientEvents::new();
+        events.on_error(
+            &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert!(events.check(&settings()).is_ok());
+        assert_eq!(
+            events.unreachable(&settings()).to_string(),
+            "cannot reach the Kafka cluster at 127.0.0.1:9092 within 10s: 1/1 brokers are down; \
+             check --bootstrap-servers and --security-protocol"
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! The verifying consumer: joins the group, reads from the earliest offset, tallies every event
+//! and commits only what it has processed.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client_events::{ClientContext, ClientEvents};
+use crate::error::{Error, Result};
+use crate::event::python_timestamp;
+use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::report::{origin_table, ConsumeReport, OutputFormat};
+use crate::tally::Tally;
+use crate::topic::topic_exists;
+
+/// How long one poll of the consumer may block.
+const POLL: Duration = Duration::from_millis(100);
+/// How often to look for a topic that does not exist yet.
+const TOPIC_RETRY: Duration = Duration::from_millis(500);
+
+/// What a consumer run does.
+#[derive(Debug, Clone)]
+pub struct ConsumeOptions {
+    /// Topic to read.
+    pub topic: String,
+    /// Consumer group id (`<prefix>1`).
+    pub group_id: String,
+    /// Stop once this many valid events were consumed.
+    pub expect: Option<u64>,
+    /// Stop when nothing new arrived for this long (also bounds the wait for the topic).
+    pub idle_timeout: Option<Duration>,
+    /// How often to print the count-by-origin table.
+    pub report_interval: Duration,
+    /// Where the periodic table goes: stdout for text, stderr when stdout carries JSON.
+    pub output: OutputFormat,
+}
+
+/// The consumer group id the original uses: the prefix followed by `1`.
+pub fn group_id(prefix: &str) -> String {
+    format!("{prefix}1")
+}
+
+/// Runs a consumer until `--expect`, `--idle-timeout` or `shutdown`; returns the final report.
+///
+/// Must be called from a blocking thread of a tokio runtime (`handle`).
+pub fn consume(
+    handle: &Handle,
+    settings: &ConnectionSettings,
+    options: &ConsumeOptions,
+    shutdown: &CancellationToken,
+) -> Result<ConsumeReport> {
+    let start = Instant::now();
+    let mut config = client_config(settings)?;
+    config
+        .set("group.id", &options.group_id)
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        // Offsets are stored by us after an event is tallied, and only then auto-committed.
+        .set("enable.auto.offset.store", "false");
+    let events = ClientEvents::new();
+    let consumer: BaseConsumer<ClientContext> = config
+        .create_with_context(ClientContext::new(events.clone()))
+        .map_err(|e| Error::kafka("cannot create the consumer", e))?;
+
+    let mut tally = Tally::new();
+    if wait_for_topic(handle, &consumer, &events, settings, options, shutdown)? {
+        consumer
+            .subscribe(&[&options.topic])
+            .map_err(|e| Error::kafka("cannot subscribe", e))?;
+        tracing::info!(topic = %options.topic, group = %options.group_id, "consuming");
+        read(&consumer, &events, settings, options, shutdown, &mut tally)?;
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) => {}
+            Err(e) if tally.consumed() + tally.malformed() == 0 => {
+                tracing::debug!("nothing to commit: {e}")
+            }
+            Err(e) => tracing::warn!("final offset commit failed: {e}"),
+        }
+    }
+    Ok(tally.report(options.expect, start.elapsed().as_secs_f64()))
+}
+
+/// Waits until the topic exists. Returns `false` when shut down first.
+fn wait_for_topic(
+    handle: &Handle,
+    consumer: &BaseConsumer<ClientContext>,
+    events: &ClientEvents,
+    settings: &ConnectionSettings,
+    options: &ConsumeOptions,
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    let start = Instant::now();
+    let mut connected = false;
+    let mut said_waiting = false;
+    loop {
+        // Polling serves librdkafka's error events (authentication, TLS) before the subscription.
+        let _ = consumer.poll(Duration::ZERO);
+        events.check(settings)?;
+        if shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        match topic_exists(consumer.client(), &options.topic, Duration::from_secs(1)) {
+            Some(true) => return Ok(true),
+            Some(false) => {
+                connected = true;
+                if !said_waiting {
+                    tracing::info!(
+                        topic = %options.topic,
+                        "topic does not exist yet; waiting for a producer to create it"
+                    );
+                    said_waiting = true;
+                }
+                if let Some(limit) = options.idle_timeout {
+                    if start.elapsed() >= limit {
+                        return Err(Error::TopicMissing {
+                            topic: options.topic.clone(),
+                            waited: limit,
+                        });
+                    }
+                }
+            }
+            None if !connected && start.elapsed() >= settings.connect_timeout => {
+                let _ = consumer.poll(Duration::ZERO);
+                events.check(settings)?;
+                return Err(events.unreachable(settings));
+            }
+            None => {}
+        }
+        // Wait for the next look, or for shutdown.
+        let _ = handle
+            .block_on(async { tokio::time::timeout(TOPIC_RETRY, shutdown.cancelled()).await });
+    }
+}
+
+/// The poll loop: tallies events, stores their offsets, prints the periodic table.
+fn read(
+    consumer: &BaseConsumer<ClientContext>,
+    events: &ClientEvents,
+    settings: &ConnectionSettings,
+    options: &ConsumeOptions,
+    shutdown: &CancellationToken,
+    tally: &mut Tally,
+) -> Result<()> {
+    let mut last_activity = Instant::now();
+    let mut next_report = Instant::now() + options.report_interval;
+    let mut batch = 0u64;
+    loop {
+        if shutdown.is_cancelled() {
+            tracing::info!("stopping: signal received");
+            return Ok(());
+        }
+        if options.expect.is_some_and(|n| tally.consumed() >= n) {
+            return Ok(());
+        }
+        if let Some(idle) = options.idle_timeout {
+            if last_activity.elapsed() >= idle {
+                tracing::info!(
+                    "stopping: nothing new for {}",
+                    humantime::format_duration(idle)
+                );
+                return Ok(());
+            }
+        }
+        match consumer.poll(POLL) {
+            None => {}
+            Some(Ok(message)) => {
+                let now = python_timestamp(SystemTime::now());
+                if tally.consumed() + tally.malformed() == 0 {
+                    tracing::info!(
+                        partition = message.partition(),
+                        offset = message.offset(),
+                        "first record received"
+                    );
+                }
+                tally.record(message.payload(), message.partition(), now);
+                if let Err(e) = consumer.store_offset_from_message(&message) {
+                    tracing::warn!("cannot store offset: {e}");
+                }
+                last_activity = Instant::now();
+            }
+            Some(Err(e)) => {
+                events.check(settings)?;
+                tracing::warn!("consumer error: {e}");
+            }
+        }
+        if Instant::now() >= next_report {
+            next_report += options.report_interval;
+            if tally.consumed() > 0 {
+                print_batch(batch, tally, options.output);
+                batch += 1;
+            }
+        }
+    }
+}
+
+/// Prints the running count by origin, like one Spark console batch.
+fn print_batch(batch: u64, tally: &Tally, output: OutputFormat) {
+    let text = format!(
+        "-------------------------------------------\nBatch: {batch}\n-------------------------------------------\n{}",
+        origin_table(tally.counts())
+    );
+    match output {
+        OutputFormat::Text => print!("{text}"),
+        OutputFormat::Json => eprint!("{text}"),
+    }
+}

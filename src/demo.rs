@@ -1,0 +1,89 @@
+//! `kafka-test-app demo`: the whole tool with no broker at all.
+//!
+//! librdkafka's in-process mock cluster (three brokers) stands in for Kafka; three producers with
+//! distinct origins and one verifying consumer run against it exactly as they would against a real
+//! cluster, and the consumer's table and verdict are printed.
+
+use std::time::Duration;
+
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::consumer::{consume, ConsumeOptions};
+use crate::error::{Error, ExitCode, Result};
+use crate::kafka_config::ConnectionSettings;
+use crate::producer::{produce, KeyMode, ProduceOptions};
+use crate::report::{self, OutputFormat, Verdict};
+use crate::topic::TopicSpec;
+
+const TOPIC: &str = "kafka-test-app-demo";
+/// Events per producer: different counts so that the table shows each origin's own.
+const EVENTS: [u64; 3] = [1000, 2000, 3000];
+
+/// Runs the demo; prints the producers' reports on stderr and the consumer's report on stdout.
+pub fn run(handle: &Handle, output: OutputFormat, shutdown: &CancellationToken) -> Result<ExitCode> {
+    let cluster: MockCluster<'static, DefaultProducerContext> =
+        MockCluster::new(3).map_err(|e| Error::kafka("cannot start the mock cluster", e))?;
+    cluster
+        .create_topic(TOPIC, 5, 3)
+        .map_err(|e| Error::kafka("cannot create the demo topic", e))?;
+    let settings = ConnectionSettings {
+        bootstrap_servers: cluster.bootstrap_servers(),
+        ..ConnectionSettings::default()
+    };
+    eprintln!(
+        "demo: mock Kafka cluster with 3 brokers at {}; 3 producers, 1 consumer, topic {TOPIC}",
+        settings.bootstrap_servers
+    );
+
+    let producers = std::thread::scope(|scope| {
+        let running: Vec<_> = EVENTS
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| {
+                let options = ProduceOptions {
+                    topic: TopicSpec {
+                        name: TOPIC.to_owned(),
+                        partitions: 5,
+                        replication_factor: 3,
+                    },
+                    rate: 0.0,
+                    num_messages: Some(count),
+                    duration: None,
+                    origin: format!("kafka-test-app-{i} (demo)"),
+                    key: KeyMode::None,
+                    flush_timeout: Duration::from_secs(10),
+                    report_interval: Duration::from_secs(10),
+                };
+                let settings = &settings;
+                scope.spawn(move || produce(handle, settings, &options, shutdown))
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|p| p.join().expect("producer thread does not panic"))
+            .collect::<Result<Vec<_>>>()
+    })?;
+    for report in &producers {
+        eprint!("{}", report::produce_text(report));
+    }
+
+    let options = ConsumeOptions {
+        topic: TOPIC.to_owned(),
+        group_id: crate::consumer::group_id("kafka-test-app-demo-"),
+        expect: Some(EVENTS.iter().sum()),
+        idle_timeout: Some(Duration::from_secs(30)),
+        report_interval: Duration::from_secs(1),
+        output,
+    };
+    let verified = consume(handle, &settings, &options, shutdown)?;
+    crate::print_report(output, &verified, report::consume_text);
+    let all_acked = producers.iter().all(|p| p.verdict == Verdict::Pass);
+    Ok(if all_acked {
+        verified.verdict.exit_code()
+    } else {
+        ExitCode::Fail
+    })
+}

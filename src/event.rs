@@ -1,0 +1,278 @@
+//! The test event: encoding it exactly as the original Python client does, and decoding it.
+//!
+//! The original builds a dict and serialises it with `json.dumps`, so a record value is
+//!
+//! ```text
+//! {"timestamp": 1707128717.277745, "_id": "339e0f352b4843bfa0d512b796019a92", "origin": "kafka-test-app-0 (10.1.29.185)", "content": "Message #121"}
+//! ```
+//!
+//! with Python's separators (`", "` and `": "`), the keys in that order, the timestamp as Python's
+//! shortest round-trip `repr` of `datetime.now().timestamp()` (whole seconds plus microseconds),
+//! and strings escaped as `json.dumps` does by default (`ensure_ascii=True`). [`EventEncoder`]
+//! writes that byte for byte into a reused buffer, without allocating per event.
+
+use std::borrow::Cow;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+const CONTENT_PREFIX: &str = "Message #";
+
+/// Latest timestamp accepted when decoding: the year 9999. Anything later is not a real event.
+const MAX_TIMESTAMP: f64 = 253_402_300_800.0;
+
+/// The timestamp Python's `datetime.now().timestamp()` gives for `time`: whole seconds plus
+/// microseconds divided by 1e6, as one `f64`.
+pub fn python_timestamp(time: SystemTime) -> f64 {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    since_epoch.as_secs() as f64 + f64::from(since_epoch.subsec_micros()) / 1e6
+}
+
+/// Appends `value` as Python's `json.dumps` writes a string (quotes included, `ensure_ascii`).
+pub fn write_python_json_string(out: &mut Vec<u8>, value: &str) {
+    out.push(b'"');
+    for ch in value.chars() {
+        match ch {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            '\u{08}' => out.extend_from_slice(b"\\b"),
+            '\u{0c}' => out.extend_from_slice(b"\\f"),
+            ' '..='~' => out.push(ch as u8),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in ch.encode_utf16(&mut units) {
+                    out.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+                }
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Writes events for one origin into a buffer it reuses, so producing allocates nothing per event.
+#[derive(Clone)]
+pub struct EventEncoder {
+    /// `, "origin": "<escaped origin>", "content": "Message #`: fixed for a run.
+    middle: Vec<u8>,
+    buf: Vec<u8>,
+    float: ryu::Buffer,
+    int: itoa::Buffer,
+}
+
+impl EventEncoder {
+    /// An encoder for events from `origin`.
+    pub fn new(origin: &str) -> Self {
+        let mut middle = b"\", \"origin\": ".to_vec();
+        write_python_json_string(&mut middle, origin);
+        middle.extend_from_slice(b", \"content\": \"");
+        middle.extend_from_slice(CONTENT_PREFIX.as_bytes());
+        EventEncoder {
+            middle,
+            buf: Vec::with_capacity(256),
+            float: ryu::Buffer::new(),
+            int: itoa::Buffer::new(),
+        }
+    }
+
+    /// Encodes event number `n` with the given timestamp (seconds since the epoch) and `_id`.
+    pub fn encode(&mut self, timestamp: f64, id: uuid::Uuid, n: u64) -> &[u8] {
+        let buf = &mut self.buf;
+        buf.clear();
+        buf.extend_from_slice(b"{\"timestamp\": ");
+        // ryu prints the shortest round-trip digits, as Python's repr does, with a ".0" on whole
+        // numbers; in the range of real timestamps both use plain (non-exponent) notation.
+        buf.extend_from_slice(self.float.format_finite(timestamp).as_bytes());
+        buf.extend_from_slice(b", \"_id\": \"");
+        let mut hex = [0u8; uuid::fmt::Simple::LENGTH];
+        buf.extend_from_slice(id.simple().encode_lower(&mut hex).as_bytes());
+        buf.extend_from_slice(&self.middle);
+        buf.extend_from_slice(self.int.format(n).as_bytes());
+        buf.extend_from_slice(b"\"}");
+        buf
+    }
+
+    /// Encodes event number `n` stamped now with a fresh random `_id`, like the original.
+    pub fn encode_now(&mut self, n: u64) -> &[u8] {
+        self.encode(python_timestamp(SystemTime::now()), uuid::Uuid::new_v4(), n)
+    }
+}
+
+/// A decoded event, borrowing from the record value where it can.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    /// Seconds since the epoch when the producer built the event.
+    pub timestamp: f64,
+    /// The 32-hex-digit `_id`.
+    pub id: &'a str,
+    /// Who produced it: `"<hostname> (<ip>)"`.
+    pub origin: Cow<'a, str>,
+    /// The `n` of `Message #<n>`.
+    pub n: u64,
+}
+
+/// Why a record is not a test event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Malformed {
+    /// Not JSON of the right shape (also: not UTF-8, missing keys, wrong types).
+    #[error("not an event: {0}")]
+    Json(String),
+    /// `_id` is not 32 lowercase hex digits.
+    #[error("_id is not 32 lowercase hex digits")]
+    Id,
+    /// `content` is not `Message #<n>`.
+    #[error("content is not 'Message #<n>'")]
+    Content,
+    /// `timestamp` is negative or after the year 9999.
+    #[error("timestamp out of range")]
+    Timestamp,
+    /// The record has no value.
+    #[error("record has no value")]
+    Empty,
+}
+
+#[derive(Deserialize)]
+struct Wire<'a> {
+    timestamp: f64,
+    #[serde(rename = "_id")]
+    id: &'a str,
+    #[serde(borrow)]
+    origin: Cow<'a, str>,
+    content: &'a str,
+}
+
+/// Decodes a record value into an [`Event`], or says why it is not one.
+pub fn decode(value: Option<&[u8]>) -> Result<Event<'_>, Malformed> {
+    let value = value.ok_or(Malformed::Empty)?;
+    let wire: Wire<'_> =
+        serde_json::from_slice(value).map_err(|e| Malformed::Json(e.to_string()))?;
+    if !(0.0..MAX_TIMESTAMP).contains(&wire.timestamp) {
+        return Err(Malformed::Timestamp);
+    }
+    if wire.id.len() != 32
+        || !wire
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(Malformed::Id);
+    }
+    let digits = wire
+        .content
+        .strip_prefix(CONTENT_PREFIX)
+        .ok_or(Malformed::Content)?;
+    // Python prints integers without sign or leading zeros; accept only that form.
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
+        return Err(Malformed::Content);
+    }
+    let n = digits.parse().map_err(|_| Malformed::Content)?;
+    Ok(Event {
+        timestamp: wire.timestamp,
+        id: wire.id,
+        origin: wire.origin,
+        n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "339e0f352b4843bfa0d512b796019a92";
+
+    #[test]
+    fn encodes_the_tutorial_event_byte_for_byte() {
+        let mut encoder = EventEncoder::new("kafka-test-app-0 (10.1.29.185)");
+        let bytes = encoder.encode(1707128717.277745, ID.parse().unwrap(), 121);
+        assert_eq!(
+            std::str::from_utf8(bytes).unwrap(),
+            r#"{"timestamp": 1707128717.277745, "_id": "339e0f352b4843bfa0d512b796019a92", "origin": "kafka-test-app-0 (10.1.29.185)", "content": "Message #121"}"#
+        );
+    }
+
+    #[test]
+    fn whole_second_timestamps_keep_python_trailing_zero() {
+        let mut encoder = EventEncoder::new("o");
+        let text = std::str::from_utf8(encoder.encode(1707128717.0, ID.parse().unwrap(), 0))
+            .unwrap()
+            .to_owned();
+        assert!(text.starts_with(r#"{"timestamp": 1707128717.0, "#), "{text}");
+    }
+
+    #[test]
+    fn escapes_like_json_dumps() {
+        let mut out = Vec::new();
+        write_python_json_string(&mut out, "a\"b\\c\nd\u{1}é😀");
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#""a\"b\\c\nd\u0001\u00e9\ud83d\ude00""#
+        );
+    }
+
+    #[test]
+    fn python_timestamp_is_seconds_plus_micros() {
+        let t = UNIX_EPOCH + std::time::Duration::new(1707128717, 277_745_999);
+        assert_eq!(python_timestamp(t), 1707128717.277745);
+    }
+
+    #[test]
+    fn decode_round_trips_encode() {
+        let mut encoder = EventEncoder::new("host (10.0.0.1)");
+        let bytes = encoder.encode(1707128717.5, ID.parse().unwrap(), 42).to_vec();
+        let event = decode(Some(&bytes)).unwrap();
+        assert_eq!(
+            event,
+            Event {
+                timestamp: 1707128717.5,
+                id: ID,
+                origin: Cow::Borrowed("host (10.0.0.1)"),
+                n: 42
+            }
+        );
+    }
+
+    #[test]
+    fn decode_rejects_what_is_not_an_event() {
+        let good = |ts: &str, id: &str, content: &str| {
+            format!(r#"{{"timestamp": {ts}, "_id": "{id}", "origin": "o", "content": "{content}"}}"#)
+        };
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (b"hello".to_vec(), "json"),
+            (vec![0xff, 0xfe, b'{'], "json"),
+            (br#"{"timestamp": 1.0, "_id": "x"}"#.to_vec(), "json"),
+            (br#"{"timestamp": "1.0", "_id": "339e0f352b4843bfa0d512b796019a92", "origin": "o", "content": "Message #1"}"#.to_vec(), "json"),
+            (good("-5.0", ID, "Message #1").into_bytes(), "ts"),
+            (good("1e300", ID, "Message #1").into_bytes(), "ts"),
+            (good("1.0", "XYZ", "Message #1").into_bytes(), "id"),
+            (good("1.0", "339E0F352B4843BFA0D512B796019A92", "Message #1").into_bytes(), "id"),
+            (good("1.0", ID, "Hello").into_bytes(), "content"),
+            (good("1.0", ID, "Message #-1").into_bytes(), "content"),
+            (good("1.0", ID, "Message #007").into_bytes(), "content"),
+            (good("1.0", ID, "Message #99999999999999999999999").into_bytes(), "content"),
+        ];
+        for (value, kind) in cases {
+            let err = decode(Some(&value)).unwrap_err();
+            let matches = match kind {
+                "json" => matches!(err, Malformed::Json(_)),
+                "ts" => err == Malformed::Timestamp,
+                "id" => err == Malformed::Id,
+                _ => err == Malformed::Content,
+            };
+            assert!(matches, "{:?} gave {err:?}", String::from_utf8_lossy(&value));
+        }
+        assert_eq!(decode(None), Err(Malformed::Empty));
+    }
+
+    #[test]
+    fn decode_unescapes_origin() {
+        let value = format!(
+            r#"{{"timestamp": 1.5, "_id": "{ID}", "origin": "caf\u00e9 (1.2.3.4)", "content": "Message #0"}}"#
+        );
+        assert_eq!(decode(Some(value.as_bytes())).unwrap().origin, "café (1.2.3.4)");
+    }
+}

@@ -1,0 +1,61 @@
+//! kafka-test-app: put real, checkable traffic through a Kafka cluster.
+//!
+//! The data path reads straight through: [`cli`] resolves the command line into a
+//! [`cli::Plan`] (connection settings from [`kafka_config`] plus a mode), [`producer`] sends
+//! [`event`]s paced by [`rate`], [`consumer`] feeds what it reads into a [`tally`], and [`report`]
+//! prints the verdict. [`run`] ties them together for `main`.
+
+pub mod cli;
+pub mod client_events;
+pub mod consumer;
+pub mod demo;
+pub mod error;
+pub mod event;
+pub mod kafka_config;
+pub mod origin;
+pub mod producer;
+pub mod ranges;
+pub mod rate;
+pub mod report;
+pub mod tally;
+pub mod topic;
+
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+pub use error::{Error, ExitCode, Result};
+
+use cli::{Mode, Plan};
+use report::OutputFormat;
+
+/// Runs a plan to completion (or until `shutdown`), prints its final report on stdout, and
+/// returns the exit code its verdict calls for.
+pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
+    let handle = Handle::current();
+    let blocking = move || -> Result<ExitCode> {
+        match plan.mode {
+            Mode::Produce(options, output) => {
+                let report = producer::produce(&handle, &plan.settings, &options, &shutdown)?;
+                print_report(output, &report, report::produce_text);
+                Ok(report.verdict.exit_code())
+            }
+            Mode::Consume(options) => {
+                let report = consumer::consume(&handle, &plan.settings, &options, &shutdown)?;
+                print_report(options.output, &report, report::consume_text);
+                Ok(report.verdict.exit_code())
+            }
+            Mode::Demo(output) => demo::run(&handle, output, &shutdown),
+        }
+    };
+    tokio::task::spawn_blocking(blocking)
+        .await
+        .expect("the worker thread does not panic")
+}
+
+/// Prints a final report on stdout in the chosen format.
+pub fn print_report<T: serde::Serialize>(output: OutputFormat, report: &T, text: fn(&T) -> String) {
+    match output {
+        OutputFormat::Text => print!("{}", text(report)),
+        OutputFormat::Json => println!("{}", report::to_json(report)),
+    }
+}

@@ -1,0 +1,67 @@
+//! The `kafka-test-app` binary: parse the command line, install signal handling and logging, run,
+//! and turn the outcome into a documented exit code (0 pass, 1 fail, 2 usage/connection/auth).
+
+use std::process::ExitCode as ProcessExitCode;
+
+use clap::Parser;
+use kafka_test_app::cli::{Cli, LogFormat};
+use kafka_test_app::{Error, ExitCode};
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ProcessExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match try_main(cli) {
+        Ok(code) => code.into(),
+        Err(error) => {
+            eprintln!("kafka-test-app: error: {error}");
+            error.exit_code().into()
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode, Error> {
+    let plan = cli.plan()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        kafka_test_app::run(plan, shutdown).await
+    })
+}
+
+/// Cancels `shutdown` on the first SIGINT or SIGTERM.
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!("{name} received: stopping and reporting");
+    shutdown.cancel();
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KTA_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

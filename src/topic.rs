@@ -1,0 +1,129 @@
+//! Making sure the topic exists: created by producers, awaited by consumers.
+
+use std::pin::pin;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::Client;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use tokio::runtime::Handle;
+use tokio_util::sync::CancellationToken;
+
+use crate::client_events::{ClientContext, ClientEvents};
+use crate::error::{Error, Result};
+use crate::kafka_config::ConnectionSettings;
+
+/// How often start-up loops look at connection events and cancellation.
+const STEP: Duration = Duration::from_millis(100);
+
+/// The topic to create when it is missing.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// Partitions of a newly created topic.
+    pub partitions: i32,
+    /// Replication factor of a newly created topic.
+    pub replication_factor: i32,
+}
+
+/// Creates the topic unless `client` (connected with the same settings) sees it already.
+/// `poll_events` must serve that client's error events (the admin client's own are not served),
+/// so that wrong credentials end start-up at once. Returns `false` when shut down first.
+#[allow(clippy::too_many_arguments)]
+pub fn ensure_topic<C: rdkafka::ClientContext>(
+    handle: &Handle,
+    client: &Client<C>,
+    config: &ClientConfig,
+    events: &std::sync::Arc<ClientEvents>,
+    settings: &ConnectionSettings,
+    spec: &TopicSpec,
+    poll_events: impl Fn(),
+    shutdown: &CancellationToken,
+) -> Result<bool> {
+    // Users without the right to create topics can still produce to an existing one, and
+    // librdkafka's mock cluster has no CreateTopics: look first.
+    let found = topic_exists(client, &spec.name, STEP * 20);
+    poll_events();
+    events.check(settings)?;
+    if found == Some(true) {
+        tracing::info!(topic = %spec.name, "topic exists");
+        return Ok(true);
+    }
+    let admin: AdminClient<ClientContext> = config
+        .create_with_context(ClientContext::new(events.clone()))
+        .map_err(|e| Error::kafka("cannot create the admin client", e))?;
+    let new_topic = NewTopic::new(
+        &spec.name,
+        spec.partitions,
+        TopicReplication::Fixed(spec.replication_factor),
+    );
+    let options = AdminOptions::new()
+        .request_timeout(Some(settings.connect_timeout))
+        .operation_timeout(Some(settings.connect_timeout));
+    let mut request = pin!(admin.create_topics([&new_topic], &options));
+    let deadline = Instant::now() + settings.connect_timeout;
+    let result = loop {
+        poll_events();
+        events.check(settings)?;
+        if shutdown.is_cancelled() {
+            return Ok(false);
+        }
+        if let Ok(result) =
+            handle.block_on(async { tokio::time::timeout(STEP, request.as_mut()).await })
+        {
+            break result;
+        }
+        if Instant::now() >= deadline {
+            return Err(events.unreachable(settings));
+        }
+    };
+    let outcome = match result {
+        Ok(mut results) => results.pop().map(|r| r.map_err(|(_, code)| code)),
+        Err(e) => {
+            poll_events();
+            events.check(settings)?;
+            tracing::debug!("create topics: {e}");
+            return Err(events.unreachable(settings));
+        }
+    };
+    match outcome {
+        Some(Ok(_)) => {
+            tracing::info!(
+                topic = %spec.name,
+                partitions = spec.partitions,
+                replication_factor = spec.replication_factor,
+                "created topic"
+            );
+            Ok(true)
+        }
+        Some(Err(RDKafkaErrorCode::TopicAlreadyExists)) => {
+            tracing::info!(topic = %spec.name, "topic exists");
+            Ok(true)
+        }
+        Some(Err(code)) => Err(Error::TopicCreation {
+            topic: spec.name.clone(),
+            reason: code.to_string(),
+        }),
+        None => Err(Error::TopicCreation {
+            topic: spec.name.clone(),
+            reason: "the broker returned no result".to_owned(),
+        }),
+    }
+}
+
+/// Whether `topic` exists with at least one partition, or `None` if the cluster did not answer.
+pub fn topic_exists<C: rdkafka::ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Option<bool> {
+    let metadata = client.fetch_metadata(Some(topic), timeout).ok()?;
+    Some(
+        metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()),
+    )
+}
