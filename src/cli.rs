@@ -32,7 +32,13 @@ pub struct Cli {
     pub connection: ConnectionArgs,
 
     /// Log format on stderr.
-    #[arg(long, global = true, env = "KTA_LOG_FORMAT", value_enum, default_value_t)]
+    #[arg(
+        long,
+        global = true,
+        env = "KTA_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
     pub log_format: LogFormat,
 
     /// What to run.
@@ -81,7 +87,14 @@ pub struct ConnectionArgs {
     pub security_protocol: Option<SecurityProtocol>,
 
     /// SASL mechanism.
-    #[arg(long, env = "KTA_SASL_MECHANISM", global = true, value_enum, default_value_t, ignore_case = true)]
+    #[arg(
+        long,
+        env = "KTA_SASL_MECHANISM",
+        global = true,
+        value_enum,
+        default_value_t,
+        ignore_case = true
+    )]
     pub sasl_mechanism: SaslMechanism,
 
     /// SASL user name.
@@ -89,19 +102,40 @@ pub struct ConnectionArgs {
     pub username: Option<String>,
 
     /// SASL password (prefer the KTA_PASSWORD environment variable).
-    #[arg(long, short = 'p', env = "KTA_PASSWORD", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        short = 'p',
+        env = "KTA_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
     pub password: Option<Secret>,
 
     /// PEM file of the CA to trust (SSL, SASL_SSL).
-    #[arg(long, visible_alias = "cafile-path", env = "KTA_CA_FILE", global = true)]
+    #[arg(
+        long,
+        visible_alias = "cafile-path",
+        env = "KTA_CA_FILE",
+        global = true
+    )]
     pub ca_file: Option<PathBuf>,
 
     /// PEM client certificate for mutual TLS.
-    #[arg(long, visible_alias = "certfile-path", env = "KTA_CERT_FILE", global = true)]
+    #[arg(
+        long,
+        visible_alias = "certfile-path",
+        env = "KTA_CERT_FILE",
+        global = true
+    )]
     pub cert_file: Option<PathBuf>,
 
     /// PEM client key for mutual TLS.
-    #[arg(long, visible_alias = "keyfile-path", env = "KTA_KEY_FILE", global = true)]
+    #[arg(
+        long,
+        visible_alias = "keyfile-path",
+        env = "KTA_KEY_FILE",
+        global = true
+    )]
     pub key_file: Option<PathBuf>,
 
     /// librdkafka property, as kcat's -X (repeatable; KTA_X takes several separated by ';').
@@ -422,13 +456,28 @@ mod tests {
     #[test]
     fn charm_producer_command_line() {
         let plan = plan(&[
-            "--username", "U", "--password", "P", "--servers", "H:9092", "--topic", "T",
-            "--producer", "--replication-factor", "1", "--num-partitions", "5",
-            "--num-messages", "1000",
+            "--username",
+            "U",
+            "--password",
+            "P",
+            "--servers",
+            "H:9092",
+            "--topic",
+            "T",
+            "--producer",
+            "--replication-factor",
+            "1",
+            "--num-partitions",
+            "5",
+            "--num-messages",
+            "1000",
         ])
         .unwrap();
         assert_eq!(plan.settings.bootstrap_servers, "H:9092");
-        assert_eq!(plan.settings.effective_protocol(), SecurityProtocol::SaslPlaintext);
+        assert_eq!(
+            plan.settings.effective_protocol(),
+            SecurityProtocol::SaslPlaintext
+        );
         assert_eq!(plan.settings.username.as_deref(), Some("U"));
         let Mode::Produce(options, _) = plan.mode else {
             panic!("not a producer")
@@ -442,8 +491,17 @@ mod tests {
     #[test]
     fn charm_consumer_command_line_runs_until_stopped() {
         let plan = plan(&[
-            "--username", "U", "--password", "P", "--servers", "H", "--topic", "T",
-            "--consumer", "--consumer-group-prefix", "G",
+            "--username",
+            "U",
+            "--password",
+            "P",
+            "--servers",
+            "H",
+            "--topic",
+            "T",
+            "--consumer",
+            "--consumer-group-prefix",
+            "G",
         ])
         .unwrap();
         let Mode::Consume(options) = plan.mode else {
@@ -463,8 +521,8 @@ mod tests {
         assert_eq!(options.topic.name, "hot-topic");
         assert_eq!(options.num_messages, Some(15));
         assert_eq!(plan.settings.sasl_mechanism, SaslMechanism::ScramSha512);
-        let consumer = super::tests::plan(&["-u", "relation-9", "-p", "x", "-s", "H", "--consumer"])
-            .unwrap();
+        let consumer =
+            super::tests::plan(&["-u", "relation-9", "-p", "x", "-s", "H", "--consumer"]).unwrap();
         let Mode::Consume(options) = consumer.mode else {
             panic!()
         };
@@ -484,18 +542,33 @@ mod tests {
 
     #[test]
     fn nothing_to_do_is_a_usage_error() {
-        assert!(plan(&[]).unwrap_err().to_string().starts_with("nothing to do"));
+        assert!(plan(&[])
+            .unwrap_err()
+            .to_string()
+            .starts_with("nothing to do"));
     }
 
     #[test]
     fn duration_without_count_means_no_count_limit() {
-        let plan = plan(&["produce", "--topic", "t", "--rate", "1000", "--duration", "10s"]).unwrap();
+        let plan = plan(&[
+            "produce",
+            "--topic",
+            "t",
+            "--rate",
+            "1000",
+            "--duration",
+            "10s",
+        ])
+        .unwrap();
         let Mode::Produce(options, _) = plan.mode else {
             panic!()
         };
         assert_eq!(options.num_messages, None);
         assert_eq!(options.duration, Some(Duration::from_secs(10)));
-        assert_eq!(plan.settings.effective_protocol(), SecurityProtocol::Plaintext);
+        assert_eq!(
+            plan.settings.effective_protocol(),
+            SecurityProtocol::Plaintext
+        );
     }
 
     #[test]
@@ -532,9 +605,23 @@ mod tests {
             &["kafka-test-app", "produce", "-t", "t", "--rate", "-1"][..],
             &["kafka-test-app", "produce", "-t", "t", "--rate", "fast"],
             &["kafka-test-app", "produce", "-t", "t", "--partitions", "0"],
-            &["kafka-test-app", "produce", "-t", "t", "--duration", "forever"],
+            &[
+                "kafka-test-app",
+                "produce",
+                "-t",
+                "t",
+                "--duration",
+                "forever",
+            ],
             &["kafka-test-app", "produce", "-t", "t", "-X", "nokey"],
-            &["kafka-test-app", "consume", "-t", "t", "--report-interval", "0s"],
+            &[
+                "kafka-test-app",
+                "consume",
+                "-t",
+                "t",
+                "--report-interval",
+                "0s",
+            ],
         ] {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
@@ -549,6 +636,9 @@ mod tests {
             .find(|a| a.get_id() == "password")
             .unwrap();
         assert!(password.is_hide_env_values_set());
-        assert_eq!(password.get_env(), Some(std::ffi::OsStr::new("KTA_PASSWORD")));
+        assert_eq!(
+            password.get_env(),
+            Some(std::ffi::OsStr::new("KTA_PASSWORD"))
+        );
     }
 }

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +60,9 @@ pub fn consume(
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         // Offsets are stored by us after an event is tallied, and only then auto-committed.
-        .set("enable.auto.offset.store", "false");
+        .set("enable.auto.offset.store", "false")
+        // End-of-partition events tell when the consumer has caught up with the topic.
+        .set("enable.partition.eof", "true");
     let events = ClientEvents::new();
     let consumer: BaseConsumer<ClientContext> = config
         .create_with_context(ClientContext::new(events.clone()))
@@ -147,6 +150,8 @@ fn read(
     let mut last_activity = Instant::now();
     let mut next_report = Instant::now() + options.report_interval;
     let mut batch = 0u64;
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut caught_up = false;
     loop {
         if shutdown.is_cancelled() {
             tracing::info!("stopping: signal received");
@@ -176,10 +181,25 @@ fn read(
                     );
                 }
                 tally.record(message.payload(), message.partition(), now);
+                if at_end.remove(&message.partition()) {
+                    caught_up = false;
+                }
                 if let Err(e) = consumer.store_offset_from_message(&message) {
                     tracing::warn!("cannot store offset: {e}");
                 }
                 last_activity = Instant::now();
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                at_end.insert(partition);
+                let assigned = consumer.assignment().map_or(0, |a| a.count());
+                if !caught_up && assigned > 0 && at_end.len() >= assigned {
+                    caught_up = true;
+                    tracing::info!(
+                        consumed = tally.consumed(),
+                        malformed = tally.malformed(),
+                        "caught up: every assigned partition read to its end"
+                    );
+                }
             }
             Some(Err(e)) => {
                 events.check(settings)?;

@@ -23,7 +23,11 @@ const TOPIC: &str = "kafka-test-app-demo";
 const EVENTS: [u64; 3] = [1000, 2000, 3000];
 
 /// Runs the demo; prints the producers' reports on stderr and the consumer's report on stdout.
-pub fn run(handle: &Handle, output: OutputFormat, shutdown: &CancellationToken) -> Result<ExitCode> {
+pub fn run(
+    handle: &Handle,
+    output: OutputFormat,
+    shutdown: &CancellationToken,
+) -> Result<ExitCode> {
     let cluster: MockCluster<'static, DefaultProducerContext> =
         MockCluster::new(3).map_err(|e| Error::kafka("cannot start the mock cluster", e))?;
     cluster

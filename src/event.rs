@@ -201,7 +201,10 @@ mod tests {
         let text = std::str::from_utf8(encoder.encode(1707128717.0, ID.parse().unwrap(), 0))
             .unwrap()
             .to_owned();
-        assert!(text.starts_with(r#"{"timestamp": 1707128717.0, "#), "{text}");
+        assert!(
+            text.starts_with(r#"{"timestamp": 1707128717.0, "#),
+            "{text}"
+        );
     }
 
     #[test]
@@ -223,7 +226,9 @@ mod tests {
     #[test]
     fn decode_round_trips_encode() {
         let mut encoder = EventEncoder::new("host (10.0.0.1)");
-        let bytes = encoder.encode(1707128717.5, ID.parse().unwrap(), 42).to_vec();
+        let bytes = encoder
+            .encode(1707128717.5, ID.parse().unwrap(), 42)
+            .to_vec();
         let event = decode(Some(&bytes)).unwrap();
         assert_eq!(
             event,
@@ -239,7 +244,9 @@ mod tests {
     #[test]
     fn decode_rejects_what_is_not_an_event() {
         let good = |ts: &str, id: &str, content: &str| {
-            format!(r#"{{"timestamp": {ts}, "_id": "{id}", "origin": "o", "content": "{content}"}}"#)
+            format!(
+                r#"{{"timestamp": {ts}, "_id": "{id}", "origin": "o", "content": "{content}"}}"#
+            )
         };
         let cases: Vec<(Vec<u8>, &str)> = vec![
             (b"hello".to_vec(), "json"),
@@ -263,7 +270,11 @@ mod tests {
                 "id" => err == Malformed::Id,
                 _ => err == Malformed::Content,
             };
-            assert!(matches, "{:?} gave {err:?}", String::from_utf8_lossy(&value));
+            assert!(
+                matches,
+                "{:?} gave {err:?}",
+                String::from_utf8_lossy(&value)
+            );
         }
         assert_eq!(decode(None), Err(Malformed::Empty));
     }
@@ -273,6 +284,9 @@ mod tests {
         let value = format!(
             r#"{{"timestamp": 1.5, "_id": "{ID}", "origin": "caf\u00e9 (1.2.3.4)", "content": "Message #0"}}"#
         );
-        assert_eq!(decode(Some(value.as_bytes())).unwrap().origin, "café (1.2.3.4)");
+        assert_eq!(
+            decode(Some(value.as_bytes())).unwrap().origin,
+            "café (1.2.3.4)"
+        );
     }
 }

@@ -38,7 +38,10 @@ impl SecurityProtocol {
     }
 
     fn uses_sasl(self) -> bool {
-        matches!(self, SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl)
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 
     fn uses_tls(self) -> bool {
@@ -158,11 +161,12 @@ impl Default for ConnectionSettings {
 impl ConnectionSettings {
     /// The protocol actually used: the explicit one, or the default implied by a username.
     pub fn effective_protocol(&self) -> SecurityProtocol {
-        self.security_protocol.unwrap_or(if self.username.is_some() {
-            SecurityProtocol::SaslPlaintext
-        } else {
-            SecurityProtocol::Plaintext
-        })
+        self.security_protocol
+            .unwrap_or(if self.username.is_some() {
+                SecurityProtocol::SaslPlaintext
+            } else {
+                SecurityProtocol::Plaintext
+            })
     }
 }
 
@@ -218,7 +222,11 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
 
     let tls_files = [
         ("--ca-file", &settings.ca_file, "ssl.ca.location"),
-        ("--cert-file", &settings.cert_file, "ssl.certificate.location"),
+        (
+            "--cert-file",
+            &settings.cert_file,
+            "ssl.certificate.location",
+        ),
         ("--key-file", &settings.key_file, "ssl.key.location"),
     ];
     for (option, path, property) in tls_files {
@@ -417,10 +425,7 @@ mod tests {
             parse_override("linger.ms=20"),
             Ok(("linger.ms".into(), "20".into()))
         );
-        assert_eq!(
-            parse_override("a=b=c"),
-            Ok(("a".into(), "b=c".into()))
-        );
+        assert_eq!(parse_override("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_override("linger.ms").is_err());
         assert!(parse_override("=1").is_err());
     }

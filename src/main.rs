@@ -54,8 +54,13 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KTA_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    // librdkafka's own log lines repeat what its error events already tell us (and what we turn
+    // into one error line), so they stay off unless KTA_LOG names them, e.g. `librdkafka=debug`.
+    let mut directives = std::env::var("KTA_LOG").unwrap_or_else(|_| "info".to_owned());
+    if !directives.contains("librdkafka") {
+        directives.push_str(",librdkafka=off");
+    }
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

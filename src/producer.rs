@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -109,9 +111,7 @@ pub fn produce(
 ) -> Result<ProduceReport> {
     let mut config = client_config(settings)?;
     let events = ClientEvents::new();
-    config
-        .set("enable.idempotence", "true")
-        .set("acks", "all");
+    config.set("enable.idempotence", "true").set("acks", "all");
     let context = DeliveryContext {
         events: events.clone(),
         start: Instant::now(),
@@ -225,7 +225,11 @@ fn send_loop(
 }
 
 /// Waits until `due`, serving delivery reports meanwhile; returns early on shutdown.
-fn wait_until(producer: &BaseProducer<DeliveryContext>, due: Instant, shutdown: &CancellationToken) {
+fn wait_until(
+    producer: &BaseProducer<DeliveryContext>,
+    due: Instant,
+    shutdown: &CancellationToken,
+) {
     loop {
         let now = Instant::now();
         if now >= due || shutdown.is_cancelled() {
@@ -272,7 +276,9 @@ fn finish(
     let elapsed_s = start.elapsed().as_secs_f64();
     let acked = context.acked.load(Ordering::Relaxed);
     // Whatever was handed over but neither acked nor reported failed is not delivered either.
-    let failed = sent.saturating_sub(acked).max(context.failed.load(Ordering::Relaxed));
+    let failed = sent
+        .saturating_sub(acked)
+        .max(context.failed.load(Ordering::Relaxed));
     if let Some(reason) = context.last_failure.lock().expect("lock").as_ref() {
         tracing::warn!(failed, "last delivery failure: {reason}");
     }

@@ -27,7 +27,10 @@ impl Schedule {
     /// # Panics
     /// If `rate` is negative or not finite (the CLI rejects those).
     pub fn new(start: Instant, rate: f64) -> Self {
-        assert!(rate.is_finite() && rate >= 0.0, "rate must be finite and >= 0");
+        assert!(
+            rate.is_finite() && rate >= 0.0,
+            "rate must be finite and >= 0"
+        );
         Schedule {
             start,
             interval_ns: (rate > 0.0).then(|| 1e9 / rate),

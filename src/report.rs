@@ -133,7 +133,11 @@ pub fn origin_table<'a>(rows: impl IntoIterator<Item = (&'a str, u64)>) -> Strin
         "-".repeat(count_width)
     );
     let mut table = rule.clone();
-    let _ = writeln!(table, "|{:>origin_width$}|{:>count_width$}|", "origin", "count");
+    let _ = writeln!(
+        table,
+        "|{:>origin_width$}|{:>count_width$}|",
+        "origin", "count"
+    );
     table.push_str(&rule);
     for (origin, count) in &rows {
         let _ = writeln!(table, "|{origin:>origin_width$}|{count:>count_width$}|");

@@ -34,7 +34,7 @@ GROUP_PREFIX = "relation-7-"
 
 @pytest.fixture
 def ctx() -> testing.Context:
-    return testing.Context(KafkaTestAppCharm, charm_root=CHARM_ROOT)
+    return testing.Context(KafkaTestAppCharm)
 
 
 def container(**kwargs) -> testing.Container:

@@ -295,6 +295,23 @@ def test_relation_without_answer_waits(ctx):
     assert "v1" in out.unit_status.message
 
 
+def test_v0_only_kafka_never_answers_and_status_says_why(ctx):
+    # A data-interfaces v0 provider (kafka-k8s track 3) only stores its diff
+    # memory ("data") and waits for a "topic" field a v1 requirer never writes.
+    rel = testing.Relation(
+        "kafka-cluster",
+        remote_app_name="kafka-k8s",
+        remote_app_data={"data": json.dumps({"version": "v1", "requests": "[]"})},
+        remote_units_data={0: {}},
+    )
+    out = ctx.run(ctx.on.relation_changed(rel, remote_unit=0), state(relations=[rel]))
+    assert out.unit_status == testing.WaitingStatus(
+        "Waiting for Kafka to grant topic test-topic "
+        "(needs a Kafka charm speaking data-interfaces v1)"
+    )
+    assert "kafka-test-app" not in out.get_container("kafka-test-app").plan.services
+
+
 def test_topic_changed_after_relation_blocks_with_original_message(ctx):
     rel, secrets = kafka_relation(topic="test-topic")
     out = running_state(ctx, rel, secrets, config={"topic_name": "other-topic"})

@@ -1,0 +1,257 @@
+//! Shared helpers for the end-to-end tests: a real Tansu broker on a free loopback port, the real
+//! binary run as a process, and an independent reader of a topic.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// Where the Tansu broker binary is: `$KTA_TANSU`, the cache `scripts/install-test-deps` fills, or
+/// `tansu` on PATH.
+pub fn tansu() -> PathBuf {
+    if let Some(path) = std::env::var_os("KTA_TANSU") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("KTA_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/kafka-test-app")
+        });
+    let cached = cache.join("tansu-0.6.0/bin/tansu");
+    if cached.is_file() {
+        return cached;
+    }
+    PathBuf::from("tansu")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Tansu broker owned by one test; killed on drop.
+pub struct Broker {
+    child: Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Broker {
+    /// A broker with in-memory storage and no authentication.
+    pub fn start() -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = spawn_tansu(port, &dir, "memory://tansu/", false);
+        Broker { child, port, dir }
+    }
+
+    /// A broker that requires SASL, with these SCRAM-SHA-512 users.
+    pub fn start_scram(users: &[(&str, &str)]) -> Broker {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let storage = "sqlite://tansu.db";
+        // Users are created through an unauthenticated broker, which is then restarted with
+        // authentication on the same storage.
+        let mut setup = spawn_tansu(port, &dir, storage, false);
+        for (user, password) in users {
+            let status = Command::new(tansu())
+                .args([
+                    "user",
+                    "create",
+                    "--broker",
+                    &format!("tcp://127.0.0.1:{port}"),
+                    user,
+                    password,
+                ])
+                .current_dir(dir.path())
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "tansu user create failed");
+        }
+        setup.kill().unwrap();
+        setup.wait().unwrap();
+        let child = spawn_tansu(port, &dir, storage, true);
+        Broker { child, port, dir }
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_tansu(port: u16, dir: &tempfile::TempDir, storage: &str, authentication: bool) -> Child {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut command = Command::new(tansu());
+    command
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", storage])
+        // Tansu reads these from the environment; none may point anywhere but this test.
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("SCHEMA_REGISTRY")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("tansu.log")).unwrap());
+    if authentication {
+        command.arg("--authentication");
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| {
+        panic!(
+            "cannot start the Tansu broker ({}): {e}; run scripts/install-test-deps",
+            tansu().display()
+        )
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
+            panic!("tansu exited with {status} before accepting connections:\n{log}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tansu did not accept connections within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// The real binary, with no `KTA_*` variable inherited from the test environment.
+pub fn app() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kafka-test-app"));
+    for (name, _) in std::env::vars() {
+        if name.starts_with("KTA_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("KTA_LOG", "info");
+    command
+}
+
+/// Runs `command` and checks its exit code; prints stdout and stderr when it differs.
+pub fn run(command: &mut Command, expected: i32) -> Output {
+    let output = command.output().unwrap();
+    check(&output, expected);
+    output
+}
+
+/// Checks an exit code, printing stdout and stderr when it differs.
+pub fn check(output: &Output, expected: i32) {
+    if output.status.code() != Some(expected) {
+        panic!(
+            "expected exit code {expected}, got {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Parses the JSON report a run printed on stdout.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON object ({e}):\n{}\n--- stderr\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// Reads stderr of a running child line by line until one contains `needle`; returns the lines.
+pub fn wait_for_line(reader: &mut impl BufRead, needle: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(
+            n > 0,
+            "stream ended before a line containing {needle:?}:\n{}",
+            lines.join("")
+        );
+        let found = line.contains(needle);
+        lines.push(line);
+        if found {
+            return lines;
+        }
+    }
+}
+
+/// Spawns the binary with stderr piped, for tests that wait on its log lines.
+pub fn spawn(command: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    (child, stderr)
+}
+
+/// Sends a signal to a child.
+pub fn signal(child: &Child, signal: i32) {
+    let rc = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(rc, 0);
+}
+
+/// Every record value of `topic`, read with a plain rdkafka consumer (no group) from the start of
+/// each partition to its current end.
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Option<Vec<u8>>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "kta-test-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for partition in metadata.topics()[0].partitions() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
+            .unwrap();
+        remaining += high - low;
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (values.len() as i64) < remaining {
+        assert!(
+            Instant::now() < deadline,
+            "read {} of {remaining} records",
+            values.len()
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            values.push(message.unwrap().payload().map(<[u8]>::to_vec));
+        }
+    }
+    values
+}
