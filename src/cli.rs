@@ -31,6 +31,10 @@ pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
 
+    /// Serve /healthz, /readyz, /metrics (Prometheus) and /report on this address (e.g. 0.0.0.0:8080).
+    #[arg(long, global = true, env = "KTA_HTTP_ADDR")]
+    pub http_addr: Option<std::net::SocketAddr>,
+
     /// Log format on stderr.
     #[arg(
         long,
@@ -326,6 +330,8 @@ pub struct Plan {
     pub settings: ConnectionSettings,
     /// What to run.
     pub mode: Mode,
+    /// Where to serve the HTTP endpoint, if anywhere.
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 impl Cli {
@@ -389,7 +395,11 @@ impl Cli {
             Some(Command::Demo(args)) => Mode::Demo(args.output),
             None => legacy_mode(self.legacy, default_prefix(&settings.username))?,
         };
-        Ok(Plan { settings, mode })
+        Ok(Plan {
+            settings,
+            mode,
+            http_addr: self.http_addr,
+        })
     }
 }
 

@@ -5,11 +5,13 @@
 //! stop with one clear error (exit code 2) instead of hanging, and [`ClientContext`] is the
 //! context every client of a run shares to feed it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::Error;
@@ -29,6 +31,7 @@ pub enum Fatal {
 pub struct ClientEvents {
     fatal: Mutex<Option<Fatal>>,
     last_transport_error: Mutex<Option<String>>,
+    cluster_up: AtomicBool,
 }
 
 impl ClientEvents {
@@ -52,11 +55,27 @@ impl ClientEvents {
                     .expect("lock")
                     .get_or_insert(Fatal::Tls(reason.to_owned()));
             }
+            // Reaching the end of a partition is news, not an error; the consumer handles it.
+            Some(RDKafkaErrorCode::PartitionEOF) => {}
             _ => {
                 tracing::warn!(target: "kafka", "{reason}");
                 *self.last_transport_error.lock().expect("lock") = Some(reason.to_owned());
             }
         }
+    }
+
+    /// Records librdkafka's periodic statistics: is any broker connection up?
+    pub fn on_stats(&self, statistics: &Statistics) {
+        let up = statistics
+            .brokers
+            .values()
+            .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
+        self.cluster_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Whether a broker connection was up at the last statistics report.
+    pub fn cluster_up(&self) -> bool {
+        self.cluster_up.load(Ordering::Relaxed)
     }
 
     /// The fatal error seen so far, if any, as the error to end the run with.
@@ -108,6 +127,10 @@ impl ClientContext {
 impl RdClientContext for ClientContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.on_error(&error, reason);
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        self.events.on_stats(&statistics);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use tokio::runtime::Handle;
@@ -14,11 +14,14 @@ use crate::error::{Error, Result};
 use crate::event::python_timestamp;
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::report::{origin_table, ConsumeReport, OutputFormat};
+use crate::status::{Status, PUBLISH_EVERY};
 use crate::tally::Tally;
 use crate::topic::topic_exists;
 
 /// How long one poll of the consumer may block.
 const POLL: Duration = Duration::from_millis(100);
+/// How long closing (final commit, leaving the group) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often to look for a topic that does not exist yet.
 const TOPIC_RETRY: Duration = Duration::from_millis(500);
 
@@ -44,13 +47,15 @@ pub fn group_id(prefix: &str) -> String {
     format!("{prefix}1")
 }
 
-/// Runs a consumer until `--expect`, `--idle-timeout` or `shutdown`; returns the final report.
+/// Runs a consumer until `--expect`, `--idle-timeout` or `shutdown`; returns the final report and
+/// publishes the running one to `status` about once a second.
 ///
 /// Must be called from a blocking thread of a tokio runtime (`handle`).
 pub fn consume(
     handle: &Handle,
     settings: &ConnectionSettings,
     options: &ConsumeOptions,
+    status: &Status,
     shutdown: &CancellationToken,
 ) -> Result<ConsumeReport> {
     let start = Instant::now();
@@ -74,16 +79,42 @@ pub fn consume(
             .subscribe(&[&options.topic])
             .map_err(|e| Error::kafka("cannot subscribe", e))?;
         tracing::info!(topic = %options.topic, group = %options.group_id, "consuming");
-        read(&consumer, &events, settings, options, shutdown, &mut tally)?;
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) => {}
-            Err(e) if tally.consumed() + tally.malformed() == 0 => {
-                tracing::debug!("nothing to commit: {e}")
-            }
-            Err(e) => tracing::warn!("final offset commit failed: {e}"),
-        }
+        status.set_running(true);
+        let read = read(
+            &consumer, &events, settings, options, status, shutdown, &mut tally,
+        );
+        status.set_running(false);
+        read?;
     }
-    Ok(tally.report(options.expect, start.elapsed().as_secs_f64()))
+    let report = tally.report(options.expect, start.elapsed().as_secs_f64());
+    status.publish_consume(report.clone(), tally.latency_buckets().clone());
+    close(consumer);
+    Ok(report)
+}
+
+/// Commits what was processed and leaves the group, waiting at most [`CLOSE_TIMEOUT`]: with the
+/// cluster gone, librdkafka would otherwise wait for the group coordinator for a whole session
+/// timeout (45 s), past Kubernetes' grace period.
+fn close(consumer: BaseConsumer<ClientContext>) {
+    if let Err(e) = consumer.close_queue() {
+        tracing::warn!("cannot close the consumer: {e}");
+        return;
+    }
+    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    while !consumer.closed() {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                "could not commit and leave the group within {} (is the cluster reachable?); \
+                 events read since the last auto-commit will be read again by this group",
+                humantime::format_duration(CLOSE_TIMEOUT)
+            );
+            // Its destructor would wait for the coordinator again, without bound; the process
+            // is about to report and exit.
+            std::mem::forget(consumer);
+            return;
+        }
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
 }
 
 /// Waits until the topic exists. Returns `false` when shut down first.
@@ -99,8 +130,9 @@ fn wait_for_topic(
     let mut connected = false;
     let mut said_waiting = false;
     loop {
-        // Polling serves librdkafka's error events (authentication, TLS) before the subscription.
-        let _ = consumer.poll(Duration::ZERO);
+        // Polling serves librdkafka's error events (authentication, TLS) before the subscription;
+        // a zero timeout would serve only one event (a statistics report, say).
+        let _ = consumer.poll(POLL);
         events.check(settings)?;
         if shutdown.is_cancelled() {
             return Ok(false);
@@ -126,7 +158,7 @@ fn wait_for_topic(
                 }
             }
             None if !connected && start.elapsed() >= settings.connect_timeout => {
-                let _ = consumer.poll(Duration::ZERO);
+                let _ = consumer.poll(POLL);
                 events.check(settings)?;
                 return Err(events.unreachable(settings));
             }
@@ -144,9 +176,12 @@ fn read(
     events: &ClientEvents,
     settings: &ConnectionSettings,
     options: &ConsumeOptions,
+    status: &Status,
     shutdown: &CancellationToken,
     tally: &mut Tally,
 ) -> Result<()> {
+    let start = Instant::now();
+    let mut next_publish = Instant::now();
     let mut last_activity = Instant::now();
     let mut next_report = Instant::now() + options.report_interval;
     let mut batch = 0u64;
@@ -202,11 +237,20 @@ fn read(
                 }
             }
             Some(Err(e)) => {
+                // The client context has already logged it; only a fatal one ends the run.
                 events.check(settings)?;
-                tracing::warn!("consumer error: {e}");
+                tracing::debug!("consumer error: {e}");
             }
         }
-        if Instant::now() >= next_report {
+        let now = Instant::now();
+        if now >= next_publish {
+            next_publish = now + PUBLISH_EVERY;
+            events.check(settings)?;
+            status.set_cluster_up(events.cluster_up());
+            let report = tally.report(options.expect, start.elapsed().as_secs_f64());
+            status.publish_consume(report, tally.latency_buckets().clone());
+        }
+        if now >= next_report {
             next_report += options.report_interval;
             if tally.consumed() > 0 {
                 print_batch(batch, tally, options.output);

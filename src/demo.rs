@@ -16,6 +16,7 @@ use crate::error::{Error, ExitCode, Result};
 use crate::kafka_config::ConnectionSettings;
 use crate::producer::{produce, KeyMode, ProduceOptions};
 use crate::report::{self, OutputFormat, Verdict};
+use crate::status::Status;
 use crate::topic::TopicSpec;
 
 const TOPIC: &str = "kafka-test-app-demo";
@@ -26,6 +27,7 @@ const EVENTS: [u64; 3] = [1000, 2000, 3000];
 pub fn run(
     handle: &Handle,
     output: OutputFormat,
+    status: &Status,
     shutdown: &CancellationToken,
 ) -> Result<ExitCode> {
     let cluster: MockCluster<'static, DefaultProducerContext> =
@@ -62,7 +64,10 @@ pub fn run(
                     report_interval: Duration::from_secs(10),
                 };
                 let settings = &settings;
-                scope.spawn(move || produce(handle, settings, &options, shutdown))
+                // Each producer has its own status; the endpoint shows the consumer's.
+                scope.spawn(move || {
+                    produce(handle, settings, &options, &Status::default(), shutdown)
+                })
             })
             .collect();
         running
@@ -82,7 +87,7 @@ pub fn run(
         report_interval: Duration::from_secs(1),
         output,
     };
-    let verified = consume(handle, &settings, &options, shutdown)?;
+    let verified = consume(handle, &settings, &options, status, shutdown)?;
     crate::print_report(output, &verified, report::consume_text);
     let all_acked = producers.iter().all(|p| p.verdict == Verdict::Pass);
     Ok(if all_acked {

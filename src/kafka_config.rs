@@ -200,6 +200,8 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
     config
         .set("bootstrap.servers", settings.bootstrap_servers.trim())
         .set("client.id", "kafka-test-app")
+        // Statistics every second tell whether a broker connection is up (for /readyz).
+        .set("statistics.interval.ms", "1000")
         .set("security.protocol", protocol.as_str());
 
     if protocol.uses_sasl() {

@@ -11,14 +11,18 @@ pub mod consumer;
 pub mod demo;
 pub mod error;
 pub mod event;
+pub mod http;
 pub mod kafka_config;
 pub mod origin;
 pub mod producer;
 pub mod ranges;
 pub mod rate;
 pub mod report;
+pub mod status;
 pub mod tally;
 pub mod topic;
+
+use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -27,24 +31,31 @@ pub use error::{Error, ExitCode, Result};
 
 use cli::{Mode, Plan};
 use report::OutputFormat;
+use status::Status;
 
 /// Runs a plan to completion (or until `shutdown`), prints its final report on stdout, and
 /// returns the exit code its verdict calls for.
 pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
     let handle = Handle::current();
+    let status = Arc::new(Status::default());
+    if let Some(addr) = plan.http_addr {
+        http::serve(addr, status.clone(), shutdown.clone()).await?;
+    }
     let blocking = move || -> Result<ExitCode> {
         match plan.mode {
             Mode::Produce(options, output) => {
-                let report = producer::produce(&handle, &plan.settings, &options, &shutdown)?;
+                let report =
+                    producer::produce(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(output, &report, report::produce_text);
                 Ok(report.verdict.exit_code())
             }
             Mode::Consume(options) => {
-                let report = consumer::consume(&handle, &plan.settings, &options, &shutdown)?;
+                let report =
+                    consumer::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(options.output, &report, report::consume_text);
                 Ok(report.verdict.exit_code())
             }
-            Mode::Demo(output) => demo::run(&handle, output, &shutdown),
+            Mode::Demo(output) => demo::run(&handle, output, &status, &shutdown),
         }
     };
     tokio::task::spawn_blocking(blocking)

@@ -15,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +26,7 @@ use crate::event::EventEncoder;
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::rate::Schedule;
 use crate::report::{LatencySummary, ProduceReport, Verdict};
+use crate::status::{Status, PUBLISH_EVERY};
 use crate::topic::{ensure_topic, TopicSpec};
 
 /// How events are keyed.
@@ -73,6 +75,10 @@ impl RdClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.on_error(&error, reason);
     }
+
+    fn stats(&self, statistics: Statistics) {
+        self.events.on_stats(&statistics);
+    }
 }
 
 impl ProducerContext for DeliveryContext {
@@ -100,13 +106,15 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
-/// Runs a producer until its limit, its duration or `shutdown`; returns the final report.
+/// Runs a producer until its limit, its duration or `shutdown`; returns the final report and
+/// publishes progress to `status` about once a second.
 ///
 /// Must be called from a blocking thread of a tokio runtime (`handle`).
 pub fn produce(
     handle: &Handle,
     settings: &ConnectionSettings,
     options: &ProduceOptions,
+    status: &Status,
     shutdown: &CancellationToken,
 ) -> Result<ProduceReport> {
     let mut config = client_config(settings)?;
@@ -136,8 +144,16 @@ pub fn produce(
         || producer.poll(Duration::ZERO),
         shutdown,
     )?;
-    let mut sent = 0;
-    let mut send_start = Instant::now();
+    let mut run = Run {
+        producer: &producer,
+        settings,
+        options,
+        status,
+        start: Instant::now(),
+        sent: 0,
+        next_publish: Instant::now(),
+        next_log: Instant::now() + options.report_interval,
+    };
     if proceed {
         tracing::info!(
             topic = %options.topic.name,
@@ -145,168 +161,203 @@ pub fn produce(
             rate = options.rate,
             "producing"
         );
-        (sent, send_start) = send_loop(&producer, settings, options, shutdown)?;
+        status.set_running(true);
+        let sent = run.send_all(shutdown);
+        status.set_running(false);
+        sent?;
     }
-    finish(&producer, options, sent, send_start)
+    run.finish()
 }
 
-/// Sends events until a limit is reached; returns how many were handed to librdkafka and when
-/// sending started.
-fn send_loop(
-    producer: &BaseProducer<DeliveryContext>,
-    settings: &ConnectionSettings,
-    options: &ProduceOptions,
-    shutdown: &CancellationToken,
-) -> Result<(u64, Instant)> {
-    let context = producer.context();
-    let start = Instant::now();
-    let schedule = Schedule::new(start, options.rate);
-    let mut limit = options.num_messages.unwrap_or(u64::MAX);
-    if let Some(within) = options.duration.and_then(|d| schedule.events_within(d)) {
-        limit = limit.min(within);
-    }
-    let end = options.duration.map(|d| start + d);
-    // Delivery reports measure from the context's clock, which started before topic creation.
-    let run_offset_us = start.duration_since(context.start).as_micros() as u64;
-    let mut encoder = EventEncoder::new(&options.origin);
-    let key = options.origin.as_bytes();
-    let mut next_progress = start + options.report_interval;
-    let mut sent = 0u64;
-
-    while sent < limit && !shutdown.is_cancelled() {
-        let now = Instant::now();
-        if options.rate > 0.0 {
-            let due = schedule.due(sent);
-            if due > now {
-                wait_until(producer, due, shutdown);
-                continue;
-            }
-        } else if end.is_some_and(|end| now >= end) {
-            break;
-        }
-        let scheduled = if options.rate > 0.0 {
-            schedule.offset(sent)
-        } else {
-            now - start
-        };
-        let opaque = (run_offset_us + scheduled.as_micros() as u64) as usize;
-        let payload = encoder.encode_now(sent);
-        let mut record = BaseRecord::with_opaque_to(&options.topic.name, opaque).payload(payload);
-        if options.key == KeyMode::Origin {
-            record = record.key(key);
-        }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    // librdkafka's queue is full: serve delivery reports until there is room.
-                    record = back;
-                    producer.poll(Duration::from_millis(10));
-                    context.events.check(settings)?;
-                }
-                Err((error, _)) => {
-                    context.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!("cannot enqueue event {sent}: {error}");
-                    break;
-                }
-            }
-        }
-        sent += 1;
-        if sent % 1024 == 0 {
-            producer.poll(Duration::ZERO);
-            context.events.check(settings)?;
-            if Instant::now() >= next_progress {
-                next_progress += options.report_interval;
-                log_progress(context, sent);
-            }
-        }
-    }
-    Ok((sent, start))
-}
-
-/// Waits until `due`, serving delivery reports meanwhile; returns early on shutdown.
-fn wait_until(
-    producer: &BaseProducer<DeliveryContext>,
-    due: Instant,
-    shutdown: &CancellationToken,
-) {
-    loop {
-        let now = Instant::now();
-        if now >= due || shutdown.is_cancelled() {
-            return;
-        }
-        let remaining = due - now;
-        if remaining > Duration::from_millis(2) {
-            // librdkafka's poll timeout has millisecond resolution; keep a margin for the rest.
-            producer.poll((remaining - Duration::from_millis(1)).min(Duration::from_millis(100)));
-        } else {
-            std::thread::sleep(remaining);
-        }
-    }
-}
-
-fn log_progress(context: &DeliveryContext, sent: u64) {
-    tracing::info!(
-        sent,
-        acked = context.acked.load(Ordering::Relaxed),
-        failed = context.failed.load(Ordering::Relaxed),
-        "progress"
-    );
-}
-
-/// Waits (bounded) for outstanding acknowledgements, fails what is still unconfirmed, and builds
-/// the report.
-fn finish(
-    producer: &BaseProducer<DeliveryContext>,
-    options: &ProduceOptions,
-    sent: u64,
+/// One producer run: the state the send loop, the waits and the reports share.
+struct Run<'a> {
+    producer: &'a BaseProducer<DeliveryContext>,
+    settings: &'a ConnectionSettings,
+    options: &'a ProduceOptions,
+    status: &'a Status,
+    /// When sending started; the schedule counts from here.
     start: Instant,
-) -> Result<ProduceReport> {
-    let context = producer.context();
-    if producer.flush(options.flush_timeout).is_err() {
-        tracing::warn!(
-            in_flight = producer.in_flight_count(),
-            "acknowledgements still missing after {}; counting them as failed",
-            humantime::format_duration(options.flush_timeout)
+    /// Events handed to librdkafka.
+    sent: u64,
+    next_publish: Instant,
+    next_log: Instant,
+}
+
+impl Run<'_> {
+    /// Sends events until a limit is reached or `shutdown`.
+    fn send_all(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let options = self.options;
+        let producer = self.producer;
+        self.start = Instant::now();
+        let schedule = Schedule::new(self.start, options.rate);
+        let paced = options.rate > 0.0;
+        let mut limit = options.num_messages.unwrap_or(u64::MAX);
+        if let Some(within) = options.duration.and_then(|d| schedule.events_within(d)) {
+            limit = limit.min(within);
+        }
+        let end = options.duration.map(|d| self.start + d);
+        // Delivery reports measure from the context's clock, which started before the topic check.
+        let base_us = self
+            .start
+            .duration_since(producer.context().start)
+            .as_micros() as u64;
+        let mut encoder = EventEncoder::new(&options.origin);
+        let key = options.origin.as_bytes();
+
+        while self.sent < limit && !shutdown.is_cancelled() {
+            let now = Instant::now();
+            if now >= self.next_publish {
+                self.publish(now)?;
+            }
+            let scheduled = if paced {
+                let due = schedule.due(self.sent);
+                if due > now {
+                    self.wait_until(due, shutdown)?;
+                    continue;
+                }
+                due - self.start
+            } else if end.is_some_and(|end| now >= end) {
+                break;
+            } else {
+                now - self.start
+            };
+            let opaque = (base_us + scheduled.as_micros() as u64) as usize;
+            let payload = encoder.encode_now(self.sent);
+            let mut record =
+                BaseRecord::with_opaque_to(&options.topic.name, opaque).payload(payload);
+            if options.key == KeyMode::Origin {
+                record = record.key(key);
+            }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // librdkafka's queue is full: serve delivery reports until there is room.
+                        record = back;
+                        producer.poll(Duration::from_millis(10));
+                        let now = Instant::now();
+                        if now >= self.next_publish {
+                            self.publish(now)?;
+                        }
+                    }
+                    Err((error, _)) => {
+                        producer.context().failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("cannot enqueue event {}: {error}", self.sent);
+                        break;
+                    }
+                }
+            }
+            self.sent += 1;
+            if self.sent % 1024 == 0 {
+                producer.poll(Duration::ZERO);
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until `due`, serving delivery reports meanwhile; returns early on shutdown.
+    fn wait_until(&mut self, due: Instant, shutdown: &CancellationToken) -> Result<()> {
+        loop {
+            let now = Instant::now();
+            if now >= due || shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if now >= self.next_publish {
+                self.publish(now)?;
+            }
+            let remaining = due - now;
+            if remaining > Duration::from_millis(2) {
+                // librdkafka's poll timeout has millisecond resolution; keep a margin.
+                let slice = (remaining - Duration::from_millis(1)).min(Duration::from_millis(100));
+                self.producer.poll(slice);
+            } else {
+                std::thread::sleep(remaining);
+            }
+        }
+    }
+
+    /// About once a second: stops on a fatal connection error, publishes the status, and logs
+    /// progress every `--report-interval`.
+    fn publish(&mut self, now: Instant) -> Result<()> {
+        self.next_publish = now + PUBLISH_EVERY;
+        let events = &self.producer.context().events;
+        events.check(self.settings)?;
+        self.status.set_cluster_up(events.cluster_up());
+        let report = self.report();
+        if now >= self.next_log {
+            self.next_log = now + self.options.report_interval;
+            tracing::info!(
+                sent = report.sent,
+                acked = report.acked,
+                failed = report.failed,
+                rate = format!("{:.1}", report.rate),
+                "progress"
+            );
+        }
+        self.status.publish_produce(report);
+        Ok(())
+    }
+
+    /// The report as of now.
+    fn report(&self) -> ProduceReport {
+        let context = self.producer.context();
+        let elapsed_s = self.start.elapsed().as_secs_f64();
+        let acked = context.acked.load(Ordering::Relaxed);
+        let failed = context.failed.load(Ordering::Relaxed);
+        let latency = context.latency_us.lock().expect("lock");
+        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        ProduceReport {
+            sent: self.sent,
+            acked,
+            failed,
+            elapsed_s,
+            rate: if elapsed_s > 0.0 {
+                acked as f64 / elapsed_s
+            } else {
+                0.0
+            },
+            target_rate: self.options.rate,
+            topic: self.options.topic.name.clone(),
+            origin: self.options.origin.clone(),
+            ack_latency_ms: LatencySummary {
+                p50: ms(0.5),
+                p99: ms(0.99),
+                p999: ms(0.999),
+                max: latency.max() as f64 / 1000.0,
+            },
+            verdict: if failed == 0 {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+        }
+    }
+
+    /// Waits (bounded) for outstanding acknowledgements, fails what is still unconfirmed, and
+    /// builds the final report.
+    fn finish(self) -> Result<ProduceReport> {
+        let producer = self.producer;
+        if producer.flush(self.options.flush_timeout).is_err() {
+            tracing::warn!(
+                in_flight = producer.in_flight_count(),
+                "acknowledgements still missing after {}; counting them as failed",
+                humantime::format_duration(self.options.flush_timeout)
+            );
+            producer.purge(PurgeConfig::default().queue().inflight());
+            // Serve the delivery reports of the purged messages.
+            let _ = producer.flush(Duration::from_secs(5));
+        }
+        let context = producer.context();
+        // Whatever was handed over but neither acked nor reported failed is not delivered either.
+        let unconfirmed = self.sent.saturating_sub(
+            context.acked.load(Ordering::Relaxed) + context.failed.load(Ordering::Relaxed),
         );
-        producer.purge(PurgeConfig::default().queue().inflight());
-        // Serve the delivery reports of the purged messages.
-        let _ = producer.flush(Duration::from_secs(5));
+        context.failed.fetch_add(unconfirmed, Ordering::Relaxed);
+        if let Some(reason) = context.last_failure.lock().expect("lock").as_ref() {
+            tracing::warn!("last delivery failure: {reason}");
+        }
+        let report = self.report();
+        self.status.publish_produce(report.clone());
+        Ok(report)
     }
-    let elapsed_s = start.elapsed().as_secs_f64();
-    let acked = context.acked.load(Ordering::Relaxed);
-    // Whatever was handed over but neither acked nor reported failed is not delivered either.
-    let failed = sent
-        .saturating_sub(acked)
-        .max(context.failed.load(Ordering::Relaxed));
-    if let Some(reason) = context.last_failure.lock().expect("lock").as_ref() {
-        tracing::warn!(failed, "last delivery failure: {reason}");
-    }
-    let latency = context.latency_us.lock().expect("lock");
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
-    Ok(ProduceReport {
-        sent,
-        acked,
-        failed,
-        elapsed_s,
-        rate: if elapsed_s > 0.0 {
-            acked as f64 / elapsed_s
-        } else {
-            0.0
-        },
-        target_rate: options.rate,
-        topic: options.topic.name.clone(),
-        origin: options.origin.clone(),
-        ack_latency_ms: LatencySummary {
-            p50: ms(0.5),
-            p99: ms(0.99),
-            p999: ms(0.999),
-            max: latency.max() as f64 / 1000.0,
-        },
-        verdict: if failed == 0 {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
-    })
 }

@@ -12,6 +12,7 @@ use hdrhistogram::Histogram;
 use crate::event::{self, Malformed};
 use crate::ranges::RangeSet;
 use crate::report::{ConsumeReport, LatencySummary, OriginReport, Verdict};
+use crate::status::LatencyBuckets;
 
 /// Highest latency the histograms track exactly: one hour, in microseconds.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -106,6 +107,7 @@ pub struct Tally {
     origins: HashMap<String, OriginTally>,
     consumed: u64,
     malformed: u64,
+    latency: LatencyBuckets,
 }
 
 impl Tally {
@@ -125,7 +127,9 @@ impl Tally {
             }
         };
         self.consumed += 1;
-        let latency_us = ((now - event.timestamp) * 1e6).max(0.0) as u64;
+        let latency_s = (now - event.timestamp).max(0.0);
+        self.latency.record(latency_s);
+        let latency_us = (latency_s * 1e6) as u64;
         // Look up by &str first so that known origins cost no allocation.
         let origin = match self.origins.get_mut(event.origin.as_ref()) {
             Some(origin) => origin,
@@ -142,6 +146,11 @@ impl Tally {
     /// Records that were not events.
     pub fn malformed(&self) -> u64 {
         self.malformed
+    }
+
+    /// End-to-end latency of every event, in Prometheus buckets.
+    pub fn latency_buckets(&self) -> &LatencyBuckets {
+        &self.latency
     }
 
     /// Count per origin, sorted by origin.

@@ -321,6 +321,7 @@ fn charm_command_lines_work_against_a_scram_broker() {
         "relation-7-",
     ]));
     wait_for_line(&mut stderr, "caught up");
+    let _stderr = common::drain(stderr);
     common::signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     let mut stdout = String::new();
@@ -353,6 +354,7 @@ fn sigterm_stops_a_producer_with_a_complete_report() {
             .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
     );
     wait_for_line(&mut stderr, "producing");
+    let _stderr = common::drain(stderr);
     common::signal(&child, libc::SIGTERM);
     let status = child.wait().unwrap();
     let mut stdout = String::new();

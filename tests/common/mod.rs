@@ -200,6 +200,16 @@ pub fn wait_for_line(reader: &mut impl BufRead, needle: &str) -> Vec<String> {
     }
 }
 
+/// Keeps reading a child's stderr in the background (so a chatty child never blocks on a full
+/// pipe); the handle returns the rest of the text once the child has exited.
+pub fn drain(mut reader: BufReader<std::process::ChildStderr>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = std::io::Read::read_to_string(&mut reader, &mut rest);
+        rest
+    })
+}
+
 /// Spawns the binary with stderr piped, for tests that wait on its log lines.
 pub fn spawn(command: &mut Command) -> (Child, BufReader<std::process::ChildStderr>) {
     let mut child = command

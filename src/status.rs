@@ -1,0 +1,290 @@
+//! The live status of a run, for the HTTP endpoint: readiness, the latest report, and the
+//! Prometheus metrics derived from them.
+//!
+//! The producer or consumer publishes a fresh report about once a second ([`PUBLISH_EVERY`]);
+//! scrapes read that snapshot, so the hot path never touches a metric.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
+use crate::report::{ConsumeReport, ProduceReport, Verdict};
+
+/// How often a running producer or consumer refreshes its published status.
+pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// Upper bounds (seconds) of the end-to-end latency histogram buckets.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// End-to-end latency in Prometheus histogram buckets, counted as events are consumed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LatencyBuckets {
+    /// Events per bucket (not cumulative); the last slot is `+Inf`.
+    counts: [u64; LATENCY_BUCKETS_S.len() + 1],
+    sum_s: f64,
+}
+
+impl LatencyBuckets {
+    /// Counts one latency.
+    pub fn record(&mut self, latency_s: f64) {
+        let slot = LATENCY_BUCKETS_S.partition_point(|&bound| bound < latency_s);
+        self.counts[slot] += 1;
+        self.sum_s += latency_s;
+    }
+
+    /// `(upper bound, events in that bucket alone)` pairs, `+Inf` last; the exposition encoder
+    /// makes them cumulative.
+    pub fn buckets(&self) -> Vec<(f64, u64)> {
+        LATENCY_BUCKETS_S
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(self.counts)
+            .collect()
+    }
+
+    /// Sum of all latencies, seconds.
+    pub fn sum_s(&self) -> f64 {
+        self.sum_s
+    }
+
+    /// Number of latencies recorded.
+    pub fn count(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// The latest published report.
+#[derive(Debug, Clone, Default)]
+enum Latest {
+    #[default]
+    Starting,
+    Produce(ProduceReport),
+    Consume(ConsumeReport, LatencyBuckets),
+}
+
+/// Shared between the running producer or consumer and the HTTP endpoint.
+#[derive(Debug, Default)]
+pub struct Status {
+    running: AtomicBool,
+    cluster_up: AtomicBool,
+    latest: Mutex<Latest>,
+}
+
+impl Status {
+    /// Marks the run as producing or consuming (or not).
+    pub fn set_running(&self, running: bool) {
+        self.running.store(running, Ordering::Relaxed);
+    }
+
+    /// Records whether a broker connection is up.
+    pub fn set_cluster_up(&self, up: bool) {
+        self.cluster_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Ready: connected to the cluster and producing or consuming.
+    pub fn is_ready(&self) -> bool {
+        self.running.load(Ordering::Relaxed) && self.cluster_up.load(Ordering::Relaxed)
+    }
+
+    /// Publishes a producer's report.
+    pub fn publish_produce(&self, report: ProduceReport) {
+        *self.latest.lock().expect("lock") = Latest::Produce(report);
+    }
+
+    /// Publishes a consumer's report and latency buckets.
+    pub fn publish_consume(&self, report: ConsumeReport, latency: LatencyBuckets) {
+        *self.latest.lock().expect("lock") = Latest::Consume(report, latency);
+    }
+
+    /// The latest report as JSON, or `None` before the first one.
+    pub fn report_json(&self) -> Option<String> {
+        match &*self.latest.lock().expect("lock") {
+            Latest::Starting => None,
+            Latest::Produce(report) => Some(crate::report::to_json(report)),
+            Latest::Consume(report, _) => Some(crate::report::to_json(report)),
+        }
+    }
+}
+
+fn counter(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    value: u64,
+) -> std::fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn gauge(encoder: &mut DescriptorEncoder, name: &str, help: &str, value: f64) -> std::fmt::Result {
+    let metric = ConstGauge::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+/// A metric with one sample per origin.
+fn per_origin(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric_type: MetricType,
+    report: &ConsumeReport,
+    value: impl Fn(&crate::report::OriginReport) -> u64,
+) -> std::fmt::Result {
+    let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
+    for (origin, r) in &report.origins {
+        let labels = [("origin", origin.as_str())];
+        let sample = family.encode_family(&labels)?;
+        match metric_type {
+            MetricType::Counter => ConstCounter::new(value(r)).encode(sample)?,
+            _ => ConstGauge::new(value(r) as i64).encode(sample)?,
+        }
+    }
+    Ok(())
+}
+
+impl Collector for Status {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> std::fmt::Result {
+        let ready = if self.is_ready() { 1.0 } else { 0.0 };
+        gauge(
+            &mut encoder,
+            "kta_ready",
+            "1 when connected and producing or consuming",
+            ready,
+        )?;
+        let latest = self.latest.lock().expect("lock").clone();
+        match latest {
+            Latest::Starting => Ok(()),
+            Latest::Produce(r) => {
+                counter(
+                    &mut encoder,
+                    "kta_events_sent",
+                    "Events handed to the Kafka client",
+                    r.sent,
+                )?;
+                counter(
+                    &mut encoder,
+                    "kta_events_acked",
+                    "Events acknowledged by the broker",
+                    r.acked,
+                )?;
+                counter(
+                    &mut encoder,
+                    "kta_events_failed",
+                    "Events whose delivery failed",
+                    r.failed,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "kta_rate_target_events_per_second",
+                    "Configured rate (0 = unpaced)",
+                    r.target_rate,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "kta_rate_achieved_events_per_second",
+                    "Acknowledged events per second so far",
+                    r.rate,
+                )
+            }
+            Latest::Consume(r, latency) => {
+                per_origin(
+                    &mut encoder,
+                    "kta_events_consumed",
+                    "Valid events consumed",
+                    MetricType::Counter,
+                    &r,
+                    |o| o.count,
+                )?;
+                per_origin(
+                    &mut encoder,
+                    "kta_events_duplicate",
+                    "Events whose origin and n were seen before",
+                    MetricType::Counter,
+                    &r,
+                    |o| o.duplicates,
+                )?;
+                per_origin(
+                    &mut encoder,
+                    "kta_events_out_of_order",
+                    "Events behind a higher n on their partition",
+                    MetricType::Counter,
+                    &r,
+                    |o| o.out_of_order,
+                )?;
+                per_origin(
+                    &mut encoder,
+                    "kta_events_missing",
+                    "Sequence numbers below the highest seen that never arrived",
+                    MetricType::Gauge,
+                    &r,
+                    |o| o.missing,
+                )?;
+                counter(
+                    &mut encoder,
+                    "kta_records_malformed",
+                    "Records that are not test events",
+                    r.malformed,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "kta_verdict_pass",
+                    "1 while everything consumed verifies",
+                    if r.verdict == Verdict::Pass { 1.0 } else { 0.0 },
+                )?;
+                let histogram = encoder.encode_descriptor(
+                    "kta_end_to_end_latency_seconds",
+                    "Consume time minus the event's timestamp",
+                    None,
+                    MetricType::Histogram,
+                )?;
+                let mut histogram = histogram;
+                histogram.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                    latency.sum_s(),
+                    latency.count(),
+                    &latency.buckets(),
+                    None,
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_count_each_bucket_with_inf_last() {
+        let mut buckets = LatencyBuckets::default();
+        for latency in [0.0005, 0.001, 0.02, 0.02, 100.0] {
+            buckets.record(latency);
+        }
+        let counts = buckets.buckets();
+        assert_eq!(counts[0], (0.001, 2));
+        assert_eq!(counts[3], (0.025, 2));
+        assert_eq!(counts.last(), Some(&(f64::INFINITY, 1)));
+        assert_eq!(buckets.count(), 5);
+        assert!((buckets.sum_s() - 100.0415).abs() < 1e-9);
+    }
+
+    #[test]
+    fn ready_needs_running_and_a_connection() {
+        let status = Status::default();
+        assert!(!status.is_ready());
+        status.set_running(true);
+        assert!(!status.is_ready());
+        status.set_cluster_up(true);
+        assert!(status.is_ready());
+        status.set_cluster_up(false);
+        assert!(!status.is_ready());
+    }
+}
