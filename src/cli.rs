@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::consumer::{group_id, ConsumeOptions};
+use crate::control::default_control_topic;
 use crate::error::{Error, Result};
 use crate::kafka_config::{
     parse_override, ConnectionSettings, SaslMechanism, Secret, SecurityProtocol,
@@ -17,6 +18,7 @@ use crate::kafka_config::{
 use crate::producer::{KeyMode, ProduceOptions};
 use crate::report::OutputFormat;
 use crate::topic::TopicSpec;
+use crate::verify::VerifyOptions;
 
 /// Put real, checkable traffic through a Kafka cluster.
 ///
@@ -165,8 +167,30 @@ pub enum Command {
     Produce(ProduceArgs),
     /// Consume test events, count them by origin and verify them.
     Consume(ConsumeArgs),
+    /// Check the whole fleet: every producer run's acknowledged events against the topic.
+    Verify(VerifyArgs),
     /// Run three producers and a consumer against an in-process mock cluster (no broker needed).
     Demo(DemoArgs),
+}
+
+/// `verify` options.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The data topic.
+    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    pub topic: String,
+
+    /// The producers' control topic [default: "<topic>-kta-control"].
+    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    pub control_topic: Option<String>,
+
+    /// An aggregation job's count by origin to check: a Spark console table, CSV or JSON lines.
+    #[arg(long, env = "KTA_AGAINST")]
+    pub against: Option<PathBuf>,
+
+    /// Report format on stdout.
+    #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
+    pub output: OutputFormat,
 }
 
 /// `produce` options.
@@ -213,6 +237,14 @@ pub struct ProduceArgs {
     /// How often to log progress.
     #[arg(long, env = "KTA_REPORT_INTERVAL", default_value = "10s", value_parser = parse_interval)]
     pub report_interval: Duration,
+
+    /// Topic for this run's reports, read by `verify` [default: "<topic>-kta-control"].
+    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    pub control_topic: Option<String>,
+
+    /// Write no run reports (then `verify` cannot know what this run had acknowledged).
+    #[arg(long, env = "KTA_NO_RUN_REPORTS")]
+    pub no_run_reports: bool,
 
     /// Final report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
@@ -319,6 +351,8 @@ pub enum Mode {
     Produce(ProduceOptions, OutputFormat),
     /// A consumer (its options carry the report format).
     Consume(ConsumeOptions),
+    /// The fleet verdict.
+    Verify(VerifyOptions),
     /// The mock-cluster demo.
     Demo(OutputFormat),
 }
@@ -359,27 +393,35 @@ impl Cli {
             None => "kafka-test-app-".to_owned(),
         };
         let mode = match self.command {
-            Some(Command::Produce(args)) => Mode::Produce(
-                ProduceOptions {
-                    topic: TopicSpec {
-                        name: args.topic,
-                        partitions: args.partitions,
-                        replication_factor: args.replication_factor,
+            Some(Command::Produce(args)) => {
+                let control_topic = (!args.no_run_reports).then(|| {
+                    args.control_topic
+                        .clone()
+                        .unwrap_or_else(|| default_control_topic(&args.topic))
+                });
+                Mode::Produce(
+                    ProduceOptions {
+                        topic: TopicSpec {
+                            name: args.topic,
+                            partitions: args.partitions,
+                            replication_factor: args.replication_factor,
+                        },
+                        rate: args.rate,
+                        num_messages: match (args.num_messages, args.duration) {
+                            (Some(0), _) | (None, Some(_)) => None,
+                            (Some(n), _) => Some(n),
+                            (None, None) => Some(1000),
+                        },
+                        duration: args.duration,
+                        origin: args.origin.unwrap_or_else(crate::origin::detect),
+                        key: args.key,
+                        flush_timeout: args.flush_timeout,
+                        report_interval: args.report_interval,
+                        control_topic,
                     },
-                    rate: args.rate,
-                    num_messages: match (args.num_messages, args.duration) {
-                        (Some(0), _) | (None, Some(_)) => None,
-                        (Some(n), _) => Some(n),
-                        (None, None) => Some(1000),
-                    },
-                    duration: args.duration,
-                    origin: args.origin.unwrap_or_else(crate::origin::detect),
-                    key: args.key,
-                    flush_timeout: args.flush_timeout,
-                    report_interval: args.report_interval,
-                },
-                args.output,
-            ),
+                    args.output,
+                )
+            }
             Some(Command::Consume(args)) => Mode::Consume(ConsumeOptions {
                 topic: args.topic,
                 group_id: group_id(
@@ -390,6 +432,14 @@ impl Cli {
                 expect: args.expect,
                 idle_timeout: args.idle_timeout,
                 report_interval: args.report_interval,
+                output: args.output,
+            }),
+            Some(Command::Verify(args)) => Mode::Verify(VerifyOptions {
+                control_topic: args
+                    .control_topic
+                    .unwrap_or_else(|| default_control_topic(&args.topic)),
+                topic: args.topic,
+                against: args.against,
                 output: args.output,
             }),
             Some(Command::Demo(args)) => Mode::Demo(args.output),
@@ -418,6 +468,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
     match (args.producer, args.consumer) {
         (true, false) => Ok(Mode::Produce(
             ProduceOptions {
+                control_topic: Some(default_control_topic(&args.topic)),
                 topic: TopicSpec {
                     name: args.topic,
                     partitions: args.num_partitions,

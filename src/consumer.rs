@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -15,8 +15,8 @@ use crate::event::python_timestamp;
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::report::{origin_table, ConsumeReport, OutputFormat};
 use crate::status::{Status, PUBLISH_EVERY};
-use crate::tally::Tally;
-use crate::topic::topic_exists;
+use crate::tally::{Tally, RUN_HEADER};
+use crate::topic::partition_count;
 
 /// How long one poll of the consumer may block.
 const POLL: Duration = Duration::from_millis(100);
@@ -74,14 +74,16 @@ pub fn consume(
         .map_err(|e| Error::kafka("cannot create the consumer", e))?;
 
     let mut tally = Tally::new();
-    if wait_for_topic(handle, &consumer, &events, settings, options, shutdown)? {
+    if let Some(partitions) =
+        wait_for_topic(handle, &consumer, &events, settings, options, shutdown)?
+    {
         consumer
             .subscribe(&[&options.topic])
             .map_err(|e| Error::kafka("cannot subscribe", e))?;
         tracing::info!(topic = %options.topic, group = %options.group_id, "consuming");
         status.set_running(true);
         let read = read(
-            &consumer, &events, settings, options, status, shutdown, &mut tally,
+            &consumer, &events, settings, options, partitions, status, shutdown, &mut tally,
         );
         status.set_running(false);
         read?;
@@ -117,7 +119,7 @@ fn close(consumer: BaseConsumer<ClientContext>) {
     }
 }
 
-/// Waits until the topic exists. Returns `false` when shut down first.
+/// Waits until the topic exists; returns its partition count, or `None` when shut down first.
 fn wait_for_topic(
     handle: &Handle,
     consumer: &BaseConsumer<ClientContext>,
@@ -125,7 +127,7 @@ fn wait_for_topic(
     settings: &ConnectionSettings,
     options: &ConsumeOptions,
     shutdown: &CancellationToken,
-) -> Result<bool> {
+) -> Result<Option<usize>> {
     let start = Instant::now();
     let mut connected = false;
     let mut said_waiting = false;
@@ -135,11 +137,11 @@ fn wait_for_topic(
         let _ = consumer.poll(POLL);
         events.check(settings)?;
         if shutdown.is_cancelled() {
-            return Ok(false);
+            return Ok(None);
         }
-        match topic_exists(consumer.client(), &options.topic, Duration::from_secs(1)) {
-            Some(true) => return Ok(true),
-            Some(false) => {
+        match partition_count(consumer.client(), &options.topic, Duration::from_secs(1)) {
+            Some(partitions) if partitions > 0 => return Ok(Some(partitions)),
+            Some(_) => {
                 connected = true;
                 if !said_waiting {
                     tracing::info!(
@@ -170,12 +172,14 @@ fn wait_for_topic(
     }
 }
 
-/// The poll loop: tallies events, stores their offsets, prints the periodic table.
+/// The poll loop (`partitions`: the topic's partition count): tallies events, stores their offsets, prints the periodic table.
+#[allow(clippy::too_many_arguments)]
 fn read(
     consumer: &BaseConsumer<ClientContext>,
     events: &ClientEvents,
     settings: &ConnectionSettings,
     options: &ConsumeOptions,
+    partitions: usize,
     status: &Status,
     shutdown: &CancellationToken,
     tally: &mut Tally,
@@ -215,7 +219,12 @@ fn read(
                         "first record received"
                     );
                 }
-                tally.record(message.payload(), message.partition(), now);
+                tally.record(
+                    message.payload(),
+                    run_id(&message),
+                    message.partition(),
+                    now,
+                );
                 if at_end.remove(&message.partition()) {
                     caught_up = false;
                 }
@@ -247,6 +256,10 @@ fn read(
             next_publish = now + PUBLISH_EVERY;
             events.check(settings)?;
             status.set_cluster_up(events.cluster_up());
+            let assigned = consumer.assignment().map_or(0, |a| a.count());
+            if assigned > 0 && assigned < partitions {
+                tally.set_partial();
+            }
             let report = tally.report(options.expect, start.elapsed().as_secs_f64());
             status.publish_consume(report, tally.latency_buckets().clone());
         }
@@ -258,6 +271,15 @@ fn read(
             }
         }
     }
+}
+
+/// The run id a record carries in its [`RUN_HEADER`] header, if any.
+pub fn run_id<'a>(message: &'a BorrowedMessage<'_>) -> Option<&'a [u8]> {
+    let headers = message.headers()?;
+    headers
+        .iter()
+        .find(|header| header.key == RUN_HEADER)
+        .and_then(|header| header.value)
 }
 
 /// Prints the running count by origin, like one Spark console batch.

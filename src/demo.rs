@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::consumer::{consume, ConsumeOptions};
+use crate::control::default_control_topic;
 use crate::error::{Error, ExitCode, Result};
 use crate::kafka_config::ConnectionSettings;
 use crate::producer::{produce, KeyMode, ProduceOptions};
@@ -32,9 +33,12 @@ pub fn run(
 ) -> Result<ExitCode> {
     let cluster: MockCluster<'static, DefaultProducerContext> =
         MockCluster::new(3).map_err(|e| Error::kafka("cannot start the mock cluster", e))?;
-    cluster
-        .create_topic(TOPIC, 5, 3)
-        .map_err(|e| Error::kafka("cannot create the demo topic", e))?;
+    // The mock cluster implements no CreateTopics: make the topics through its own API.
+    for (topic, partitions) in [(TOPIC.to_owned(), 5), (default_control_topic(TOPIC), 1)] {
+        cluster
+            .create_topic(&topic, partitions, 3)
+            .map_err(|e| Error::kafka("cannot create the demo topics", e))?;
+    }
     let settings = ConnectionSettings {
         bootstrap_servers: cluster.bootstrap_servers(),
         ..ConnectionSettings::default()
@@ -62,6 +66,7 @@ pub fn run(
                     key: KeyMode::None,
                     flush_timeout: Duration::from_secs(10),
                     report_interval: Duration::from_secs(10),
+                    control_topic: Some(default_control_topic(TOPIC)),
                 };
                 let settings = &settings;
                 // Each producer has its own status; the endpoint shows the consumer's.

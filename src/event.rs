@@ -100,6 +100,17 @@ impl EventEncoder {
     }
 }
 
+/// The `n` of an event this tool encoded, read from the end of the value (`…Message #<n>"}`)
+/// without parsing the rest: cheap enough for every delivery report.
+pub fn sequence_number(value: &[u8]) -> Option<u64> {
+    let body = value.strip_suffix(b"\"}")?;
+    let start = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
+    if !body[..start].ends_with(CONTENT_PREFIX.as_bytes()) || start == body.len() {
+        return None;
+    }
+    std::str::from_utf8(&body[start..]).ok()?.parse().ok()
+}
+
 /// A decoded event, borrowing from the record value where it can.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
@@ -277,6 +288,20 @@ mod tests {
             );
         }
         assert_eq!(decode(None), Err(Malformed::Empty));
+    }
+
+    #[test]
+    fn sequence_number_reads_the_end_of_an_encoded_event() {
+        let mut encoder = EventEncoder::new("o");
+        for n in [0, 7, 121, u64::MAX] {
+            assert_eq!(
+                sequence_number(encoder.encode(1.5, ID.parse().unwrap(), n)),
+                Some(n)
+            );
+        }
+        assert_eq!(sequence_number(b"not an event"), None);
+        assert_eq!(sequence_number(br#"{"content": "Message #"}"#), None);
+        assert_eq!(sequence_number(br#"{"content": "Other #12"}"#), None);
     }
 
     #[test]

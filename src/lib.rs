@@ -5,9 +5,11 @@
 //! [`event`]s paced by [`rate`], [`consumer`] feeds what it reads into a [`tally`], and [`report`]
 //! prints the verdict. [`run`] ties them together for `main`.
 
+pub mod against;
 pub mod cli;
 pub mod client_events;
 pub mod consumer;
+pub mod control;
 pub mod demo;
 pub mod error;
 pub mod event;
@@ -21,6 +23,7 @@ pub mod report;
 pub mod status;
 pub mod tally;
 pub mod topic;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -53,6 +56,11 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
                 let report =
                     consumer::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(options.output, &report, report::consume_text);
+                Ok(report.verdict.exit_code())
+            }
+            Mode::Verify(options) => {
+                let report = verify::verify(&plan.settings, &options, &shutdown)?;
+                print_report(options.output, &report, verify::text);
                 Ok(report.verdict.exit_code())
             }
             Mode::Demo(output) => demo::run(&handle, output, &status, &shutdown),

@@ -5,13 +5,13 @@
 //! delivery reports are served by polling the same producer while waiting for the next event's
 //! due time. A message counts as acked only when its delivery report says so.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -21,12 +21,15 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_events::ClientEvents;
+use crate::control::{to_pairs, RunReport, RunState, PRODUCER_RUN};
 use crate::error::{Error, Result};
-use crate::event::EventEncoder;
+use crate::event::{self, python_timestamp, EventEncoder};
 use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::ranges::RangeSet;
 use crate::rate::Schedule;
 use crate::report::{LatencySummary, ProduceReport, Verdict};
 use crate::status::{Status, PUBLISH_EVERY};
+use crate::tally::RUN_HEADER;
 use crate::topic::{ensure_topic, TopicSpec};
 
 /// How events are keyed.
@@ -58,17 +61,29 @@ pub struct ProduceOptions {
     pub flush_timeout: Duration,
     /// How often to log progress.
     pub report_interval: Duration,
+    /// The control topic for run reports (`None`: no run reports).
+    pub control_topic: Option<String>,
 }
 
-/// Delivery counters, fed by librdkafka's delivery reports.
+/// Marks the delivery reports of control records (run reports), which are not events.
+const CONTROL: usize = usize::MAX;
+
+/// What the delivery reports said so far.
+struct Deliveries {
+    /// `n` the broker acknowledged.
+    acked: RangeSet,
+    /// `n` whose delivery failed.
+    failed: RangeSet,
+    /// Ack latency from each event's scheduled time, microseconds.
+    latency_us: Histogram<u64>,
+    last_failure: Option<String>,
+}
+
+/// librdkafka context of the producer: connection events and delivery reports.
 struct DeliveryContext {
     events: Arc<ClientEvents>,
     start: Instant,
-    acked: AtomicU64,
-    failed: AtomicU64,
-    /// Ack latency from each event's scheduled time, microseconds.
-    latency_us: Mutex<Histogram<u64>>,
-    last_failure: Mutex<Option<String>>,
+    deliveries: Mutex<Deliveries>,
 }
 
 impl RdClientContext for DeliveryContext {
@@ -82,25 +97,38 @@ impl RdClientContext for DeliveryContext {
 }
 
 impl ProducerContext for DeliveryContext {
-    /// The event's scheduled send time, in microseconds after the start of the run.
+    /// The event's scheduled send time in microseconds after `start`, or [`CONTROL`].
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, scheduled_us: usize) {
-        match result {
-            Ok(_) => {
-                self.acked.fetch_add(1, Ordering::Relaxed);
+        if scheduled_us == CONTROL {
+            if let Err((error, _)) = result {
+                tracing::warn!("cannot write a run report to the control topic: {error}");
+            }
+            return;
+        }
+        let (message, error) = match result {
+            Ok(message) => (message, None),
+            Err((error, message)) => (message, Some(error)),
+        };
+        // The delivery report carries the value, which ends with the event's n.
+        let Some(n) = message.payload().and_then(event::sequence_number) else {
+            return;
+        };
+        let mut deliveries = self.deliveries.lock().expect("lock");
+        match error {
+            None => {
+                deliveries.acked.insert(n);
                 let now_us = self.start.elapsed().as_micros() as u64;
                 let latency = now_us.saturating_sub(scheduled_us as u64);
-                self.latency_us
-                    .lock()
-                    .expect("lock")
-                    .saturating_record(latency);
+                deliveries.latency_us.saturating_record(latency);
             }
-            Err((error, _)) => {
-                if self.failed.fetch_add(1, Ordering::Relaxed) == 0 {
+            Some(error) => {
+                if deliveries.failed.is_empty() {
                     tracing::warn!("delivery failed: {error}");
                 }
-                *self.last_failure.lock().expect("lock") = Some(error.to_string());
+                deliveries.failed.insert(n);
+                deliveries.last_failure = Some(error.to_string());
             }
         }
     }
@@ -123,12 +151,13 @@ pub fn produce(
     let context = DeliveryContext {
         events: events.clone(),
         start: Instant::now(),
-        acked: AtomicU64::new(0),
-        failed: AtomicU64::new(0),
-        latency_us: Mutex::new(
-            Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid"),
-        ),
-        last_failure: Mutex::new(None),
+        deliveries: Mutex::new(Deliveries {
+            acked: RangeSet::new(),
+            failed: RangeSet::new(),
+            latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("static bounds are valid"),
+            last_failure: None,
+        }),
     };
     let producer: BaseProducer<DeliveryContext> = config
         .create_with_context(context)
@@ -144,11 +173,43 @@ pub fn produce(
         || producer.poll(Duration::ZERO),
         shutdown,
     )?;
+    let control = match (&options.control_topic, proceed) {
+        (Some(topic), true) => {
+            let spec = TopicSpec {
+                name: topic.clone(),
+                partitions: 1,
+                replication_factor: options.topic.replication_factor,
+            };
+            match ensure_topic(
+                handle,
+                producer.client(),
+                &config,
+                &events,
+                settings,
+                &spec,
+                || producer.poll(Duration::ZERO),
+                shutdown,
+            ) {
+                Ok(_) => Some(topic.as_str()),
+                Err(e @ (Error::Authentication { .. } | Error::Tls { .. })) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(
+                        "no run reports for this run ({e}); `verify` will not know what it acked"
+                    );
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let mut run = Run {
         producer: &producer,
         settings,
         options,
         status,
+        control,
+        run_id: uuid::Uuid::new_v4().simple().to_string(),
+        started: python_timestamp(SystemTime::now()),
         start: Instant::now(),
         sent: 0,
         next_publish: Instant::now(),
@@ -175,6 +236,12 @@ struct Run<'a> {
     settings: &'a ConnectionSettings,
     options: &'a ProduceOptions,
     status: &'a Status,
+    /// Where run reports go, if anywhere.
+    control: Option<&'a str>,
+    /// This run's id, sent in every event's header and in the run reports.
+    run_id: String,
+    /// Wall-clock start, for the run reports.
+    started: f64,
     /// When sending started; the schedule counts from here.
     start: Instant,
     /// Events handed to librdkafka.
@@ -203,6 +270,8 @@ impl Run<'_> {
             .as_micros() as u64;
         let mut encoder = EventEncoder::new(&options.origin);
         let key = options.origin.as_bytes();
+        let run_id = self.run_id.clone();
+        self.write_run_report(RunState::Running);
 
         while self.sent < limit && !shutdown.is_cancelled() {
             let now = Instant::now();
@@ -223,8 +292,13 @@ impl Run<'_> {
             };
             let opaque = (base_us + scheduled.as_micros() as u64) as usize;
             let payload = encoder.encode_now(self.sent);
-            let mut record =
-                BaseRecord::with_opaque_to(&options.topic.name, opaque).payload(payload);
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: RUN_HEADER,
+                value: Some(run_id.as_bytes()),
+            });
+            let mut record = BaseRecord::with_opaque_to(&options.topic.name, opaque)
+                .payload(payload)
+                .headers(headers);
             if options.key == KeyMode::Origin {
                 record = record.key(key);
             }
@@ -241,7 +315,9 @@ impl Run<'_> {
                         }
                     }
                     Err((error, _)) => {
-                        producer.context().failed.fetch_add(1, Ordering::Relaxed);
+                        let mut deliveries = producer.context().deliveries.lock().expect("lock");
+                        deliveries.failed.insert(self.sent);
+                        deliveries.last_failure = Some(error.to_string());
                         tracing::warn!("cannot enqueue event {}: {error}", self.sent);
                         break;
                     }
@@ -295,18 +371,47 @@ impl Run<'_> {
             );
         }
         self.status.publish_produce(report);
+        self.write_run_report(RunState::Running);
         Ok(())
+    }
+
+    /// Writes this run's report to the control topic (delivered in the background).
+    fn write_run_report(&self, state: RunState) {
+        let Some(topic) = self.control else { return };
+        let report = {
+            let deliveries = self.producer.context().deliveries.lock().expect("lock");
+            RunReport {
+                kind: PRODUCER_RUN.to_owned(),
+                run: self.run_id.clone(),
+                origin: self.options.origin.clone(),
+                topic: self.options.topic.name.clone(),
+                state,
+                sent: self.sent,
+                acked: to_pairs(&deliveries.acked),
+                failed: to_pairs(&deliveries.failed),
+                started: self.started,
+                updated: python_timestamp(SystemTime::now()),
+            }
+        };
+        let value = serde_json::to_vec(&report).expect("run reports serialise");
+        let record = BaseRecord::with_opaque_to(topic, CONTROL)
+            .key(&self.run_id)
+            .payload(&value);
+        if let Err((error, _)) = self.producer.send(record) {
+            tracing::warn!("cannot write a run report to the control topic: {error}");
+        }
     }
 
     /// The report as of now.
     fn report(&self) -> ProduceReport {
-        let context = self.producer.context();
+        let deliveries = self.producer.context().deliveries.lock().expect("lock");
         let elapsed_s = self.start.elapsed().as_secs_f64();
-        let acked = context.acked.load(Ordering::Relaxed);
-        let failed = context.failed.load(Ordering::Relaxed);
-        let latency = context.latency_us.lock().expect("lock");
+        let acked = deliveries.acked.len();
+        let failed = deliveries.failed.len();
+        let latency = &deliveries.latency_us;
         let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         ProduceReport {
+            run: self.run_id.clone(),
             sent: self.sent,
             acked,
             failed,
@@ -347,14 +452,25 @@ impl Run<'_> {
             // Serve the delivery reports of the purged messages.
             let _ = producer.flush(Duration::from_secs(5));
         }
-        let context = producer.context();
-        // Whatever was handed over but neither acked nor reported failed is not delivered either.
-        let unconfirmed = self.sent.saturating_sub(
-            context.acked.load(Ordering::Relaxed) + context.failed.load(Ordering::Relaxed),
-        );
-        context.failed.fetch_add(unconfirmed, Ordering::Relaxed);
-        if let Some(reason) = context.last_failure.lock().expect("lock").as_ref() {
-            tracing::warn!("last delivery failure: {reason}");
+        {
+            let mut deliveries = producer.context().deliveries.lock().expect("lock");
+            // Whatever was handed over but neither acked nor reported failed is not delivered
+            // either.
+            let Deliveries { acked, failed, .. } = &mut *deliveries;
+            let unconfirmed: Vec<_> = acked
+                .gaps_below(self.sent)
+                .flat_map(|gap| gap.filter(|&n| !failed.contains(n)))
+                .collect();
+            unconfirmed.into_iter().for_each(|n| {
+                failed.insert(n);
+            });
+            if let Some(reason) = &deliveries.last_failure {
+                tracing::warn!("last delivery failure: {reason}");
+            }
+        }
+        self.write_run_report(RunState::Finished);
+        if self.control.is_some() && producer.flush(self.options.flush_timeout).is_err() {
+            tracing::warn!("the final run report was not acknowledged in time");
         }
         let report = self.report();
         self.status.publish_produce(report.clone());

@@ -81,12 +81,66 @@ impl RangeSet {
     /// The gaps below [`RangeSet::end`], from 0: the values missing if everything up to the largest
     /// value should be there.
     pub fn gaps(&self) -> impl Iterator<Item = std::ops::Range<u64>> + '_ {
+        self.gaps_below(self.end())
+    }
+
+    /// The values in `0..limit` that are not in the set, as ranges.
+    pub fn gaps_below(&self, limit: u64) -> impl Iterator<Item = std::ops::Range<u64>> + '_ {
         let mut next = 0;
-        self.ranges.iter().filter_map(move |(&s, &e)| {
-            let gap = (s > next).then_some(next..s);
-            next = e;
-            gap
-        })
+        self.ranges
+            .iter()
+            .map(|(&s, &e)| (s, e))
+            .chain([(u64::MAX, u64::MAX)])
+            .filter_map(move |(s, e)| {
+                let gap = (next < limit && s > next).then(|| next..s.min(limit));
+                next = next.max(e);
+                gap
+            })
+    }
+
+    /// The ranges, in order.
+    pub fn ranges(&self) -> impl Iterator<Item = std::ops::Range<u64>> + '_ {
+        self.ranges.iter().map(|(&s, &e)| s..e)
+    }
+
+    /// Adds every value of `range`, merging with what is there.
+    pub fn insert_range(&mut self, range: std::ops::Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        let (mut start, mut end) = (range.start, range.end);
+        // Ranges that overlap or touch `range`: they start at or before its end and end at or
+        // after its start.
+        let touching: Vec<(u64, u64)> = self
+            .ranges
+            .range(..=end)
+            .rev()
+            .take_while(|(_, &e)| e >= start)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        for (s, e) in touching {
+            self.ranges.remove(&s);
+            self.len -= e - s;
+            start = start.min(s);
+            end = end.max(e);
+        }
+        self.ranges.insert(start, end);
+        self.len += end - start;
+    }
+
+    /// How many values of `other` are in this set too.
+    pub fn overlap(&self, other: &RangeSet) -> u64 {
+        other
+            .ranges()
+            .map(|r| {
+                self.ranges
+                    .range(..r.end)
+                    .rev()
+                    .take_while(|(_, &e)| e > r.start)
+                    .map(|(&s, &e)| e.min(r.end) - s.max(r.start))
+                    .sum::<u64>()
+            })
+            .sum()
     }
 }
 
@@ -122,7 +176,49 @@ mod tests {
         assert_eq!(set.range_count(), 2);
     }
 
+    #[test]
+    fn gaps_below_a_limit_include_the_tail() {
+        let mut set = RangeSet::new();
+        for n in [2, 3, 7] {
+            set.insert(n);
+        }
+        assert_eq!(
+            set.gaps_below(10).collect::<Vec<_>>(),
+            vec![0..2, 4..7, 8..10]
+        );
+        assert_eq!(set.gaps_below(3).collect::<Vec<_>>(), vec![0..2]);
+        assert_eq!(
+            RangeSet::new().gaps_below(4).collect::<Vec<_>>(),
+            vec![0..4]
+        );
+    }
+
     proptest! {
+        #[test]
+        fn insert_range_is_inserting_each_value(
+            ranges in proptest::collection::vec((0u64..100, 0u64..20), 0..20),
+        ) {
+            let (mut fast, mut slow) = (RangeSet::new(), RangeSet::new());
+            for (start, len) in ranges {
+                fast.insert_range(start..start + len);
+                (start..start + len).for_each(|n| { slow.insert(n); });
+            }
+            prop_assert_eq!(fast, slow);
+        }
+
+        #[test]
+        fn overlap_counts_common_values(
+            a in proptest::collection::vec(0u64..100, 0..80),
+            b in proptest::collection::vec(0u64..100, 0..80),
+        ) {
+            let (mut x, mut y) = (RangeSet::new(), RangeSet::new());
+            a.iter().for_each(|&v| { x.insert(v); });
+            b.iter().for_each(|&v| { y.insert(v); });
+            let common = (0..100).filter(|&v| x.contains(v) && y.contains(v)).count() as u64;
+            prop_assert_eq!(x.overlap(&y), common);
+            prop_assert_eq!(y.overlap(&x), common);
+        }
+
         #[test]
         fn behaves_like_a_set(values in proptest::collection::vec(0u64..200, 0..400)) {
             let mut set = RangeSet::new();

@@ -82,6 +82,9 @@ pub struct ConsumeReport {
     pub expected: Option<u64>,
     /// Seconds from start to report.
     pub elapsed_s: f64,
+    /// The consumer read only some partitions (a group shared them): `missing` counts the other
+    /// members' events too and is not judged; `verify` gives the fleet verdict.
+    pub partial_assignment: bool,
     /// Per origin.
     pub origins: BTreeMap<String, OriginReport>,
 }
@@ -89,6 +92,8 @@ pub struct ConsumeReport {
 /// A producer's final report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProduceReport {
+    /// This run's id (the `kta-run` header of its events).
+    pub run: String,
     /// Events handed to the client library.
     pub sent: u64,
     /// Events the broker acknowledged.
@@ -226,6 +231,7 @@ mod tests {
             reasons: vec![],
             expected: Some(2),
             elapsed_s: 0.5,
+            partial_assignment: false,
             origins: BTreeMap::from([(
                 "a".to_owned(),
                 OriginReport {

@@ -119,11 +119,22 @@ pub fn topic_exists<C: rdkafka::ClientContext>(
     topic: &str,
     timeout: Duration,
 ) -> Option<bool> {
+    partition_count(client, topic, timeout).map(|n| n > 0)
+}
+
+/// The number of partitions of `topic` (0 if it does not exist), or `None` if the cluster did not
+/// answer.
+pub fn partition_count<C: rdkafka::ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    timeout: Duration,
+) -> Option<usize> {
     let metadata = client.fetch_metadata(Some(topic), timeout).ok()?;
     Some(
         metadata
             .topics()
             .iter()
-            .any(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty()),
+            .find(|t| t.name() == topic && t.error().is_none())
+            .map_or(0, |t| t.partitions().len()),
     )
 }

@@ -1,0 +1,285 @@
+//! `verify --against FILE`: check an aggregation job's count by origin against what was seen.
+//!
+//! Accepts the tutorial's Spark console output (the last batch in the file wins; a log prefix such
+//! as `2024-02-16T12:50:12.963Z [sparkd] ` before the table is ignored), CSV (`origin,count`) or
+//! JSON lines (`{"origin": …, "count": …}`). Spark's console sink truncates strings longer than 20
+//! characters to 17 plus `...`; such origins are matched by prefix, and a prefix that fits several
+//! origins is reported as ambiguous.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// One row of the job's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    /// The origin as the job printed it (possibly truncated).
+    pub origin: String,
+    /// The job's count.
+    pub count: u64,
+}
+
+/// Reads a job's answer from a file.
+pub fn read(path: &Path) -> Result<Vec<JobRow>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Usage(format!("cannot read --against {}: {e}", path.display())))?;
+    let rows =
+        parse(&text).map_err(|e| Error::Usage(format!("--against {}: {e}", path.display())))?;
+    if rows.is_empty() {
+        return Err(Error::Usage(format!(
+            "--against {}: no `origin | count` rows found; give a Spark console table, CSV \
+             (origin,count) or JSON lines",
+            path.display()
+        )));
+    }
+    Ok(rows)
+}
+
+#[derive(Deserialize)]
+struct JsonRow {
+    origin: String,
+    count: u64,
+}
+
+/// Parses the rows of the last batch (Spark) or all rows (CSV, JSON lines).
+pub fn parse(text: &str) -> std::result::Result<Vec<JobRow>, String> {
+    let mut rows = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim_end();
+        let at = || format!("line {}", number + 1);
+        if line.contains("Batch:") {
+            // A new Spark batch replaces the previous one: it is the complete result so far.
+            rows.clear();
+        } else if let Some(table) = line.find('|').map(|i| &line[i..]) {
+            let cells: Vec<&str> = table.split('|').collect();
+            if cells.len() != 4 {
+                return Err(format!("{}: expected |origin|count|, got {table}", at()));
+            }
+            let (origin, count) = (cells[1].trim(), cells[2].trim());
+            if origin == "origin" && count == "count" {
+                continue;
+            }
+            let count = count
+                .parse()
+                .map_err(|_| format!("{}: '{count}' is not a count", at()))?;
+            rows.push(JobRow {
+                origin: origin.to_owned(),
+                count,
+            });
+        } else if line.trim_start().starts_with('{') {
+            let row: JsonRow = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
+            rows.push(JobRow {
+                origin: row.origin,
+                count: row.count,
+            });
+        } else if let Some((origin, count)) = line.rsplit_once(',') {
+            let origin = origin.trim().trim_matches('"');
+            let count = count.trim();
+            match count.parse() {
+                Ok(count) => rows.push(JobRow {
+                    origin: origin.to_owned(),
+                    count,
+                }),
+                // A CSV header.
+                Err(_) if rows.is_empty() && origin == "origin" => {}
+                Err(_) => return Err(format!("{}: '{count}' is not a count", at())),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// How one job row compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Match {
+    /// The job's count equals what was seen.
+    Equal,
+    /// The counts differ.
+    Differs,
+    /// No origin fits the row.
+    Unknown,
+    /// A truncated origin fits several origins.
+    Ambiguous,
+}
+
+/// One row of the comparison.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Comparison {
+    /// The origin as the job printed it.
+    pub job_origin: String,
+    /// The origin it matched, if exactly one.
+    pub origin: Option<String>,
+    /// Origins a truncated row fits, when ambiguous.
+    pub candidates: Vec<String>,
+    /// The job's count.
+    pub job_count: u64,
+    /// Events of that origin seen on the topic (duplicates included, as a `count()` would).
+    pub seen: Option<u64>,
+    /// `job_count - seen`.
+    pub difference: Option<i64>,
+    /// The outcome.
+    pub result: Match,
+}
+
+/// Compares job rows with the count seen per origin; also returns origins the job did not list.
+pub fn compare(rows: &[JobRow], seen: &BTreeMap<String, u64>) -> (Vec<Comparison>, Vec<String>) {
+    let mut listed = std::collections::BTreeSet::new();
+    let comparisons = rows
+        .iter()
+        .map(|row| {
+            let candidates: Vec<&String> = match row.origin.strip_suffix("...") {
+                // Spark's truncation: 17 characters and "...".
+                Some(prefix) if row.origin.chars().count() == 20 => seen
+                    .keys()
+                    .filter(|o| o.starts_with(prefix) && o.chars().count() > 20)
+                    .collect(),
+                _ => seen.keys().filter(|o| **o == row.origin).collect(),
+            };
+            let (origin, result, candidates) = match candidates.as_slice() {
+                [] => (None, Match::Unknown, vec![]),
+                [one] => {
+                    listed.insert((*one).clone());
+                    let result = if seen[*one] == row.count {
+                        Match::Equal
+                    } else {
+                        Match::Differs
+                    };
+                    (Some((*one).clone()), result, vec![])
+                }
+                many => (
+                    None,
+                    Match::Ambiguous,
+                    many.iter().map(|o| (*o).clone()).collect(),
+                ),
+            };
+            let seen_count = origin.as_ref().map(|o| seen[o]);
+            Comparison {
+                job_origin: row.origin.clone(),
+                difference: seen_count.map(|s| row.count as i64 - s as i64),
+                seen: seen_count,
+                origin,
+                candidates,
+                job_count: row.count,
+                result,
+            }
+        })
+        .collect();
+    let unlisted = seen
+        .keys()
+        .filter(|o| !listed.contains(*o))
+        .cloned()
+        .collect();
+    (comparisons, unlisted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPARK: &str = "\
+2024-02-16T12:50:02.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:02.963Z [sparkd] Batch: 12
+2024-02-16T12:50:02.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:02.963Z [sparkd] |              origin|count|
+2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:02.963Z [sparkd] |kafka-test-app-1 ...|   30|
+2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:12.963Z [sparkd] Batch: 13
+2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:12.963Z [sparkd] |              origin|count|
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-1 ...|   38|
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-0 ...|   38|
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-2 ...|   39|
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+";
+
+    fn seen() -> BTreeMap<String, u64> {
+        BTreeMap::from([
+            ("kafka-test-app-0 (10.1.29.185)".to_owned(), 38),
+            ("kafka-test-app-1 (10.1.29.186)".to_owned(), 38),
+            ("kafka-test-app-2 (10.1.29.187)".to_owned(), 39),
+        ])
+    }
+
+    #[test]
+    fn the_last_spark_batch_wins_and_truncated_origins_match_by_prefix() {
+        let rows = parse(SPARK).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            rows[0],
+            JobRow {
+                origin: "kafka-test-app-1 ...".into(),
+                count: 38
+            }
+        );
+        let (comparisons, unlisted) = compare(&rows, &seen());
+        assert!(unlisted.is_empty());
+        assert!(
+            comparisons.iter().all(|c| c.result == Match::Equal),
+            "{comparisons:?}"
+        );
+        assert_eq!(
+            comparisons[2].origin.as_deref(),
+            Some("kafka-test-app-2 (10.1.29.187)")
+        );
+    }
+
+    #[test]
+    fn a_changed_count_is_reported_with_both_counts() {
+        let rows = parse(&SPARK.replace(
+            "|kafka-test-app-2 ...|   39|",
+            "|kafka-test-app-2 ...|   41|",
+        ))
+        .unwrap();
+        let (comparisons, _) = compare(&rows, &seen());
+        let differs: Vec<_> = comparisons
+            .iter()
+            .filter(|c| c.result != Match::Equal)
+            .collect();
+        assert_eq!(differs.len(), 1);
+        assert_eq!(
+            differs[0].origin.as_deref(),
+            Some("kafka-test-app-2 (10.1.29.187)")
+        );
+        assert_eq!(
+            (differs[0].job_count, differs[0].seen, differs[0].difference),
+            (41, Some(39), Some(2))
+        );
+    }
+
+    #[test]
+    fn ambiguous_prefixes_and_unknown_origins_are_named() {
+        let mut seen = seen();
+        seen.insert("kafka-test-app-1 (10.1.29.200)".to_owned(), 5);
+        let rows = parse("|kafka-test-app-1 ...|   43|\n|somebody-else|1|\n").unwrap();
+        let (comparisons, unlisted) = compare(&rows, &seen);
+        assert_eq!(comparisons[0].result, Match::Ambiguous);
+        assert_eq!(comparisons[0].candidates.len(), 2);
+        assert_eq!(comparisons[1].result, Match::Unknown);
+        assert_eq!(unlisted.len(), 4);
+    }
+
+    #[test]
+    fn csv_and_json_lines() {
+        let csv = parse("origin,count\nkafka-test-app-0 (10.1.29.185),38\n").unwrap();
+        assert_eq!(
+            csv,
+            vec![JobRow {
+                origin: "kafka-test-app-0 (10.1.29.185)".into(),
+                count: 38
+            }]
+        );
+        let json =
+            parse("{\"origin\": \"kafka-test-app-0 (10.1.29.185)\", \"count\": 38}\n").unwrap();
+        assert_eq!(json, csv);
+        assert!(parse("origin,count\na,many\n").is_err());
+    }
+}

@@ -1,0 +1,374 @@
+//! The fleet verdict end to end: producers and consumers as separate processes against a real
+//! Tansu broker, `verify` over the data and control topics, and injected faults.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{app, json, run, spawn, wait_for_line, Broker};
+use kafka_test_app::control::{default_control_topic, RunReport, RunState, PRODUCER_RUN};
+use kafka_test_app::event::EventEncoder;
+use kafka_test_app::tally::RUN_HEADER;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+
+fn produce(broker: &Broker, topic: &str, origin: &str, count: u64) -> serde_json::Value {
+    json(&run(
+        app()
+            .args([
+                "produce", "--topic", topic, "--rate", "0", "--output", "json",
+            ])
+            .args(["--num-messages", &count.to_string(), "--origin", origin])
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+        0,
+    ))
+}
+
+fn verify(broker: &Broker, topic: &str, extra: &[&str], code: i32) -> serde_json::Value {
+    json(&run(
+        app()
+            .args(["verify", "--topic", topic, "--output", "json"])
+            .args(extra)
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+        code,
+    ))
+}
+
+fn raw_producer(broker: &Broker) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .create()
+        .unwrap()
+}
+
+/// Writes events as a producer run would, with the run header, for the `n` given.
+fn write_events(producer: &BaseProducer, topic: &str, origin: &str, run: &str, ns: &[u64]) {
+    let mut encoder = EventEncoder::new(origin);
+    for &n in ns {
+        let headers = OwnedHeaders::new().insert(Header {
+            key: RUN_HEADER,
+            value: Some(run),
+        });
+        let value = encoder.encode_now(n).to_vec();
+        producer
+            .send(
+                BaseRecord::<(), _>::to(topic)
+                    .payload(&value)
+                    .headers(headers),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+/// Writes a run report claiming `acked`.
+fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, acked: [u64; 2]) {
+    let report = RunReport {
+        kind: PRODUCER_RUN.to_owned(),
+        run: run.to_owned(),
+        origin: origin.to_owned(),
+        topic: topic.to_owned(),
+        state: RunState::Finished,
+        sent: acked[1],
+        acked: vec![acked],
+        failed: vec![],
+        started: 1.0,
+        // Later than any report the real producer wrote.
+        updated: 9_999_999_999.0,
+    };
+    let value = serde_json::to_vec(&report).unwrap();
+    producer
+        .send(
+            BaseRecord::to(&default_control_topic(topic))
+                .key(run)
+                .payload(&value),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+}
+
+fn counts(report: &serde_json::Value) -> BTreeMap<String, u64> {
+    report["origins"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(origin, o)| (origin.clone(), o["count"].as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
+    let broker = Broker::start();
+    let origins = [
+        ("kafka-test-app-0 (10.1.29.185)", 1000u64),
+        ("kafka-test-app-1 (10.1.29.186)", 1500),
+        ("kafka-test-app-2 (10.1.29.187)", 2000),
+    ];
+    // The topic exists before the consumers start, so both join the group at once.
+    produce(&broker, "fleet", origins[0].0, origins[0].1);
+    let consumers: Vec<_> = (0..2)
+        .map(|_| {
+            spawn(
+                app()
+                    .args(["consume", "--topic", "fleet", "--output", "json"])
+                    .args(["--consumer-group-prefix", "fleet-", "--idle-timeout", "8s"])
+                    .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            )
+        })
+        .collect();
+    let producers: Vec<_> = origins[1..]
+        .iter()
+        .map(|(origin, count)| {
+            app()
+                .args([
+                    "produce", "--topic", "fleet", "--rate", "2000", "--output", "json",
+                ])
+                .args(["--num-messages", &count.to_string(), "--origin", origin])
+                .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut producer in producers {
+        assert!(producer.wait().unwrap().success());
+    }
+    let mut consumed = 0;
+    for (mut child, stderr) in consumers {
+        let _stderr = common::drain(stderr);
+        let status = child.wait().unwrap();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(status.code(), Some(0), "{report}");
+        assert_eq!(
+            report["origins"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|o| o["duplicates"].as_u64().unwrap())
+                .sum::<u64>(),
+            0
+        );
+        consumed += report["consumed"].as_u64().unwrap();
+    }
+    assert!(consumed >= 4500, "the group consumed {consumed} of 4500");
+
+    let report = verify(&broker, "fleet", &[], 0);
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert_eq!(
+        counts(&report),
+        origins.iter().map(|(o, c)| (o.to_string(), *c)).collect()
+    );
+    for (origin, count) in origins {
+        let o = &report["origins"][origin];
+        assert_eq!(
+            (
+                o["expected"].as_u64(),
+                o["missing"].as_u64(),
+                o["duplicates"].as_u64()
+            ),
+            (Some(count), Some(0), Some(0))
+        );
+    }
+}
+
+#[test]
+fn events_lost_in_the_middle_of_a_run_are_missing() {
+    let broker = Broker::start();
+    produce(&broker, "lossy", "healthy (10.0.0.1)", 100);
+    let producer = raw_producer(&broker);
+    let ns: Vec<u64> = (0..100).filter(|n| !(40..45).contains(n)).collect();
+    write_events(
+        &producer,
+        "lossy",
+        "dropper (10.0.0.2)",
+        "run-with-a-hole",
+        &ns,
+    );
+    write_report(
+        &producer,
+        "lossy",
+        "dropper (10.0.0.2)",
+        "run-with-a-hole",
+        [0, 100],
+    );
+
+    let report = verify(&broker, "lossy", &[], 1);
+    assert_eq!(report["verdict"], "fail");
+    assert_eq!(report["origins"]["dropper (10.0.0.2)"]["missing"], 5);
+    assert_eq!(report["origins"]["healthy (10.0.0.1)"]["missing"], 0);
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!(["dropper (10.0.0.2): 5 missing (acknowledged, never seen)"])
+    );
+}
+
+#[test]
+fn events_lost_at_the_tail_of_a_run_are_missing() {
+    let broker = Broker::start();
+    let produced = produce(&broker, "tail", "tail-loser (10.0.0.3)", 1000);
+    let run_id = produced["run"].as_str().unwrap();
+    // A report claiming 10 more acknowledged events than the topic holds: as if the broker lost
+    // the last 10 after acknowledging them.
+    write_report(
+        &raw_producer(&broker),
+        "tail",
+        "tail-loser (10.0.0.3)",
+        run_id,
+        [0, 1010],
+    );
+
+    let report = verify(&broker, "tail", &[], 1);
+    let origin = &report["origins"]["tail-loser (10.0.0.3)"];
+    assert_eq!(
+        (
+            origin["expected"].as_u64(),
+            origin["count"].as_u64(),
+            origin["missing"].as_u64()
+        ),
+        (Some(1010), Some(1000), Some(10))
+    );
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!(["tail-loser (10.0.0.3): 10 missing (acknowledged, never seen)"])
+    );
+}
+
+#[test]
+fn the_same_event_written_twice_is_one_duplicate() {
+    let broker = Broker::start();
+    let produced = produce(&broker, "twice", "doubler (10.0.0.4)", 200);
+    let run_id = produced["run"].as_str().unwrap();
+    write_events(
+        &raw_producer(&broker),
+        "twice",
+        "doubler (10.0.0.4)",
+        run_id,
+        &[57],
+    );
+
+    let report = verify(&broker, "twice", &[], 1);
+    let origin = &report["origins"]["doubler (10.0.0.4)"];
+    assert_eq!(
+        (
+            origin["count"].as_u64(),
+            origin["duplicates"].as_u64(),
+            origin["missing"].as_u64()
+        ),
+        (Some(201), Some(1), Some(0))
+    );
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!(["doubler (10.0.0.4): 1 duplicates"])
+    );
+}
+
+#[test]
+fn a_producer_killed_and_restarted_under_the_same_origin_is_no_loss_and_no_duplicates() {
+    let broker = Broker::start();
+    let origin = "kafka-test-app-0 (10.1.29.185)";
+    let (mut killed, mut stderr) = spawn(
+        app()
+            .args([
+                "produce",
+                "--topic",
+                "restart",
+                "--rate",
+                "500",
+                "--num-messages",
+                "0",
+            ])
+            .args(["--origin", origin, "--report-interval", "1s"])
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+    );
+    // Two progress lines: at least one periodic run report has been written.
+    wait_for_line(&mut stderr, "progress");
+    wait_for_line(&mut stderr, "progress");
+    common::signal(&killed, libc::SIGKILL);
+    killed.wait().unwrap();
+    let restarted = produce(&broker, "restart", origin, 300);
+    assert_eq!(restarted["acked"], 300);
+
+    let report = verify(&broker, "restart", &[], 0);
+    let o = &report["origins"][origin];
+    assert_eq!(
+        (o["missing"].as_u64(), o["duplicates"].as_u64()),
+        (Some(0), Some(0)),
+        "{report}"
+    );
+    let runs = o["runs"].as_object().unwrap();
+    assert_eq!(runs.len(), 2);
+    let states: Vec<&str> = runs
+        .values()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert!(
+        states.contains(&"running") && states.contains(&"finished"),
+        "{states:?}"
+    );
+    assert_eq!(report["verdict"], "pass");
+}
+
+const SPARK_BATCH: &str = "\
+2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:12.963Z [sparkd] Batch: 13
+2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:12.963Z [sparkd] |              origin|count|
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-1 ...|   38|
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-0 ...|   38|
+2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-2 ...|   39|
+2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
+";
+
+#[test]
+fn verify_against_a_spark_console_batch() {
+    let broker = Broker::start();
+    for (origin, count) in [
+        ("kafka-test-app-0 (10.1.29.185)", 38),
+        ("kafka-test-app-1 (10.1.29.186)", 38),
+        ("kafka-test-app-2 (10.1.29.187)", 39),
+    ] {
+        produce(&broker, "spark-streaming-store", origin, count);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("batch.txt");
+    std::fs::write(&same, SPARK_BATCH).unwrap();
+    let report = verify(
+        &broker,
+        "spark-streaming-store",
+        &["--against", same.to_str().unwrap()],
+        0,
+    );
+    assert_eq!(report["verdict"], "pass", "{report}");
+    assert!(report["against"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["result"] == "equal"));
+
+    let changed = dir.path().join("changed.txt");
+    std::fs::write(
+        &changed,
+        SPARK_BATCH.replace(
+            "|kafka-test-app-2 ...|   39|",
+            "|kafka-test-app-2 ...|   41|",
+        ),
+    )
+    .unwrap();
+    let report = verify(
+        &broker,
+        "spark-streaming-store",
+        &["--against", changed.to_str().unwrap()],
+        1,
+    );
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!([
+            "aggregation job counts 41 for kafka-test-app-2 (10.1.29.187), the topic has 39 (+2)"
+        ])
+    );
+}
