@@ -188,6 +188,11 @@ pub struct VerifyArgs {
     #[arg(long, env = "KTA_AGAINST")]
     pub against: Option<PathBuf>,
 
+    /// Also check that this consumer group (its full id, e.g. "relation-9-1") consumed every
+    /// record, from its members' reports.
+    #[arg(long, env = "KTA_GROUP")]
+    pub group: Option<String>,
+
     /// Report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -273,6 +278,19 @@ pub struct ConsumeArgs {
     /// How often to print the count-by-origin table.
     #[arg(long, env = "KTA_REPORT_INTERVAL", default_value = "10s", value_parser = parse_interval)]
     pub report_interval: Duration,
+
+    /// Stop once every producer run announced on the control topic has finished and all it
+    /// acknowledged has been consumed (or --idle-timeout passed).
+    #[arg(long, env = "KTA_UNTIL_COMPLETE")]
+    pub until_complete: bool,
+
+    /// Topic for this member's reports and the producers' run reports [default: "<topic>-kta-control"].
+    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    pub control_topic: Option<String>,
+
+    /// Write no member reports (then `verify --group` cannot account for this consumer).
+    #[arg(long, env = "KTA_NO_MEMBER_REPORTS", conflicts_with = "until_complete")]
+    pub no_member_reports: bool,
 
     /// Final report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
@@ -423,6 +441,12 @@ impl Cli {
                 )
             }
             Some(Command::Consume(args)) => Mode::Consume(ConsumeOptions {
+                control_topic: (!args.no_member_reports).then(|| {
+                    args.control_topic
+                        .clone()
+                        .unwrap_or_else(|| default_control_topic(&args.topic))
+                }),
+                until_complete: args.until_complete,
                 topic: args.topic,
                 group_id: group_id(
                     &args
@@ -440,6 +464,7 @@ impl Cli {
                     .unwrap_or_else(|| default_control_topic(&args.topic)),
                 topic: args.topic,
                 against: args.against,
+                group: args.group,
                 output: args.output,
             }),
             Some(Command::Demo(args)) => Mode::Demo(args.output),
@@ -485,6 +510,8 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
             OutputFormat::Text,
         )),
         (false, true) => Ok(Mode::Consume(ConsumeOptions {
+            control_topic: Some(default_control_topic(&args.topic)),
+            until_complete: false,
             topic: args.topic,
             group_id: group_id(&args.consumer_group_prefix.unwrap_or(default_prefix)),
             expect: None,

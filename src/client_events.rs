@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -135,6 +136,12 @@ impl RdClientContext for ClientContext {
 }
 
 impl ConsumerContext for ClientContext {}
+
+/// Producers with this context (control records) ignore delivery reports.
+impl ProducerContext for ClientContext {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &DeliveryResult<'_>, _: ()) {}
+}
 
 #[cfg(test)]
 mod tests {

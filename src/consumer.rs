@@ -10,9 +10,11 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_events::{ClientContext, ClientEvents};
+use crate::control::RunState;
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
 use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::member::{ControlLink, Offsets};
 use crate::report::{origin_table, ConsumeReport, OutputFormat};
 use crate::status::{Status, PUBLISH_EVERY};
 use crate::tally::{Tally, RUN_HEADER};
@@ -40,6 +42,10 @@ pub struct ConsumeOptions {
     pub report_interval: Duration,
     /// Where the periodic table goes: stdout for text, stderr when stdout carries JSON.
     pub output: OutputFormat,
+    /// The control topic for member reports and run reports (`None`: neither).
+    pub control_topic: Option<String>,
+    /// Stop once every announced producer run is finished and fully consumed.
+    pub until_complete: bool,
 }
 
 /// The consumer group id the original uses: the prefix followed by `1`.
@@ -73,7 +79,29 @@ pub fn consume(
         .create_with_context(ClientContext::new(events.clone()))
         .map_err(|e| Error::kafka("cannot create the consumer", e))?;
 
-    let mut tally = Tally::new();
+    let link = match &options.control_topic {
+        Some(topic) => Some(ControlLink::new(
+            &client_config(settings)?,
+            &events,
+            topic,
+            &options.topic,
+            &options.group_id,
+            options.until_complete,
+        )?),
+        None => None,
+    };
+    let mut reading = Reading {
+        consumer: &consumer,
+        events: &events,
+        settings,
+        options,
+        status,
+        partitions: 0,
+        tally: Tally::new(),
+        offsets: Offsets::new(),
+        link,
+        start,
+    };
     if let Some(partitions) =
         wait_for_topic(handle, &consumer, &events, settings, options, shutdown)?
     {
@@ -81,17 +109,168 @@ pub fn consume(
             .subscribe(&[&options.topic])
             .map_err(|e| Error::kafka("cannot subscribe", e))?;
         tracing::info!(topic = %options.topic, group = %options.group_id, "consuming");
+        reading.partitions = partitions;
         status.set_running(true);
-        let read = read(
-            &consumer, &events, settings, options, partitions, status, shutdown, &mut tally,
-        );
+        let read = reading.read(shutdown);
         status.set_running(false);
         read?;
     }
-    let report = tally.report(options.expect, start.elapsed().as_secs_f64());
-    status.publish_consume(report.clone(), tally.latency_buckets().clone());
+    let report = reading.finish();
     close(consumer);
     Ok(report)
+}
+
+/// One consumer's reading of the topic.
+struct Reading<'a> {
+    consumer: &'a BaseConsumer<ClientContext>,
+    events: &'a ClientEvents,
+    settings: &'a ConnectionSettings,
+    options: &'a ConsumeOptions,
+    status: &'a Status,
+    /// The topic's partition count.
+    partitions: usize,
+    tally: Tally,
+    /// Offsets consumed, for the member reports.
+    offsets: Offsets,
+    link: Option<ControlLink>,
+    start: Instant,
+}
+
+impl Reading<'_> {
+    /// The poll loop: tallies events, stores their offsets, publishes the status and the member
+    /// reports, prints the periodic table; returns when a stop condition is met.
+    fn read(&mut self, shutdown: &CancellationToken) -> Result<()> {
+        let options = self.options;
+        let mut next_publish = Instant::now();
+        let mut last_activity = Instant::now();
+        let mut next_report = Instant::now() + options.report_interval;
+        let mut batch = 0u64;
+        let mut at_end = std::collections::BTreeSet::new();
+        let mut caught_up = false;
+        loop {
+            if shutdown.is_cancelled() {
+                tracing::info!("stopping: signal received");
+                return Ok(());
+            }
+            if options.expect.is_some_and(|n| self.tally.consumed() >= n) {
+                return Ok(());
+            }
+            if let Some(idle) = options.idle_timeout {
+                if last_activity.elapsed() >= idle {
+                    tracing::info!(
+                        "stopping: nothing new for {}",
+                        humantime::format_duration(idle)
+                    );
+                    return Ok(());
+                }
+            }
+            match self.consumer.poll(POLL) {
+                None => {}
+                Some(Ok(message)) => {
+                    self.record(&message);
+                    if at_end.remove(&message.partition()) {
+                        caught_up = false;
+                    }
+                    last_activity = Instant::now();
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end.insert(partition);
+                    let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+                    if !caught_up && assigned > 0 && at_end.len() >= assigned {
+                        caught_up = true;
+                        tracing::info!(
+                            consumed = self.tally.consumed(),
+                            malformed = self.tally.malformed(),
+                            "caught up: every assigned partition read to its end"
+                        );
+                    }
+                }
+                Some(Err(e)) => {
+                    // The client context has already logged it; only a fatal one ends the run.
+                    self.events.check(self.settings)?;
+                    tracing::debug!("consumer error: {e}");
+                }
+            }
+            let now = Instant::now();
+            if now >= next_publish {
+                next_publish = now + PUBLISH_EVERY;
+                if self.publish()? {
+                    tracing::info!("stopping: every announced producer run is fully consumed");
+                    return Ok(());
+                }
+            }
+            if now >= next_report {
+                next_report += options.report_interval;
+                if self.tally.consumed() > 0 {
+                    print_batch(batch, &self.tally, options.output);
+                    batch += 1;
+                }
+            }
+        }
+    }
+
+    /// Tallies one record and stores its offset for the next commit.
+    fn record(&mut self, message: &BorrowedMessage<'_>) {
+        let now = python_timestamp(SystemTime::now());
+        if self.tally.consumed() + self.tally.malformed() == 0 {
+            tracing::info!(
+                partition = message.partition(),
+                offset = message.offset(),
+                "first record received"
+            );
+        }
+        self.tally
+            .record(message.payload(), run_id(message), message.partition(), now);
+        if let Ok(offset) = u64::try_from(message.offset()) {
+            self.offsets
+                .entry(message.partition())
+                .or_default()
+                .insert(offset);
+        }
+        if let Err(e) = self.consumer.store_offset_from_message(message) {
+            tracing::warn!("cannot store offset: {e}");
+        }
+    }
+
+    /// About once a second: stops on a fatal connection error, publishes the status and the
+    /// member report; returns whether `--until-complete` is satisfied.
+    fn publish(&mut self) -> Result<bool> {
+        self.events.check(self.settings)?;
+        self.status.set_cluster_up(self.events.cluster_up());
+        let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+        if assigned > 0 && assigned < self.partitions {
+            self.tally.set_partial();
+        }
+        let report = self
+            .tally
+            .report(self.options.expect, self.start.elapsed().as_secs_f64());
+        let partial = report.partial_assignment;
+        self.status
+            .publish_consume(report, self.tally.latency_buckets().clone());
+        let Some(link) = &mut self.link else {
+            return Ok(false);
+        };
+        link.write(RunState::Running, &self.tally, &self.offsets);
+        if !self.options.until_complete {
+            return Ok(false);
+        }
+        link.refresh_runs();
+        // A member with part of the partitions cannot see a run complete on its own.
+        Ok(!partial && link.complete(&self.tally))
+    }
+
+    /// The final report; the last member report goes out too.
+    fn finish(self) -> ConsumeReport {
+        let report = self
+            .tally
+            .report(self.options.expect, self.start.elapsed().as_secs_f64());
+        self.status
+            .publish_consume(report.clone(), self.tally.latency_buckets().clone());
+        if let Some(link) = &self.link {
+            link.finish(&self.tally, &self.offsets);
+        }
+        report
+    }
 }
 
 /// Commits what was processed and leaves the group, waiting at most [`CLOSE_TIMEOUT`]: with the
@@ -169,107 +348,6 @@ fn wait_for_topic(
         // Wait for the next look, or for shutdown.
         let _ = handle
             .block_on(async { tokio::time::timeout(TOPIC_RETRY, shutdown.cancelled()).await });
-    }
-}
-
-/// The poll loop (`partitions`: the topic's partition count): tallies events, stores their offsets, prints the periodic table.
-#[allow(clippy::too_many_arguments)]
-fn read(
-    consumer: &BaseConsumer<ClientContext>,
-    events: &ClientEvents,
-    settings: &ConnectionSettings,
-    options: &ConsumeOptions,
-    partitions: usize,
-    status: &Status,
-    shutdown: &CancellationToken,
-    tally: &mut Tally,
-) -> Result<()> {
-    let start = Instant::now();
-    let mut next_publish = Instant::now();
-    let mut last_activity = Instant::now();
-    let mut next_report = Instant::now() + options.report_interval;
-    let mut batch = 0u64;
-    let mut at_end = std::collections::BTreeSet::new();
-    let mut caught_up = false;
-    loop {
-        if shutdown.is_cancelled() {
-            tracing::info!("stopping: signal received");
-            return Ok(());
-        }
-        if options.expect.is_some_and(|n| tally.consumed() >= n) {
-            return Ok(());
-        }
-        if let Some(idle) = options.idle_timeout {
-            if last_activity.elapsed() >= idle {
-                tracing::info!(
-                    "stopping: nothing new for {}",
-                    humantime::format_duration(idle)
-                );
-                return Ok(());
-            }
-        }
-        match consumer.poll(POLL) {
-            None => {}
-            Some(Ok(message)) => {
-                let now = python_timestamp(SystemTime::now());
-                if tally.consumed() + tally.malformed() == 0 {
-                    tracing::info!(
-                        partition = message.partition(),
-                        offset = message.offset(),
-                        "first record received"
-                    );
-                }
-                tally.record(
-                    message.payload(),
-                    run_id(&message),
-                    message.partition(),
-                    now,
-                );
-                if at_end.remove(&message.partition()) {
-                    caught_up = false;
-                }
-                if let Err(e) = consumer.store_offset_from_message(&message) {
-                    tracing::warn!("cannot store offset: {e}");
-                }
-                last_activity = Instant::now();
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                at_end.insert(partition);
-                let assigned = consumer.assignment().map_or(0, |a| a.count());
-                if !caught_up && assigned > 0 && at_end.len() >= assigned {
-                    caught_up = true;
-                    tracing::info!(
-                        consumed = tally.consumed(),
-                        malformed = tally.malformed(),
-                        "caught up: every assigned partition read to its end"
-                    );
-                }
-            }
-            Some(Err(e)) => {
-                // The client context has already logged it; only a fatal one ends the run.
-                events.check(settings)?;
-                tracing::debug!("consumer error: {e}");
-            }
-        }
-        let now = Instant::now();
-        if now >= next_publish {
-            next_publish = now + PUBLISH_EVERY;
-            events.check(settings)?;
-            status.set_cluster_up(events.cluster_up());
-            let assigned = consumer.assignment().map_or(0, |a| a.count());
-            if assigned > 0 && assigned < partitions {
-                tally.set_partial();
-            }
-            let report = tally.report(options.expect, start.elapsed().as_secs_f64());
-            status.publish_consume(report, tally.latency_buckets().clone());
-        }
-        if now >= next_report {
-            next_report += options.report_interval;
-            if tally.consumed() > 0 {
-                print_batch(batch, tally, options.output);
-                batch += 1;
-            }
-        }
     }
 }
 

@@ -6,7 +6,12 @@
 //! the broker acknowledged and which failed. A producer killed with SIGKILL thus leaves a record of
 //! everything acknowledged up to its last report, and `verify` can tell real loss (acknowledged
 //! but never seen) from events that were never acknowledged.
+//!
+//! Consumers write [`MemberReport`]s the same way: which offsets of which partitions they
+//! consumed, so `verify --group` can tell whether a group as a whole consumed everything, however
+//! partitions moved between its members.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -28,11 +33,31 @@ pub enum RunState {
     Finished,
 }
 
+/// A record of the control topic; JSON with a `kind` of `producer-run` or `consumer-member`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ControlRecord {
+    /// A producer run's report.
+    ProducerRun(RunReport),
+    /// A consumer group member's report.
+    ConsumerMember(MemberReport),
+}
+
+impl ControlRecord {
+    /// The record value.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("control records serialise")
+    }
+
+    /// Parses a record value; `None` for anything else.
+    pub fn parse(value: &[u8]) -> Option<Self> {
+        serde_json::from_slice(value).ok()
+    }
+}
+
 /// A producer run's account of itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
-    /// Always `"producer-run"`.
-    pub kind: String,
     /// The run id (also in every event's `kta-run` header).
     pub run: String,
     /// The run's origin.
@@ -53,8 +78,38 @@ pub struct RunReport {
     pub updated: f64,
 }
 
-/// The `kind` of a producer run report.
-pub const PRODUCER_RUN: &str = "producer-run";
+/// A consumer's account of what it consumed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberReport {
+    /// A random id per consumer process.
+    pub member: String,
+    /// The consumer group id.
+    pub group: String,
+    /// The data topic.
+    pub topic: String,
+    /// Running or finished.
+    pub state: RunState,
+    /// Valid events consumed (redeliveries included).
+    pub consumed: u64,
+    /// Records that were not events.
+    pub malformed: u64,
+    /// Offsets consumed, per partition.
+    pub offsets: Vec<PartitionOffsets>,
+    /// Events consumed per origin.
+    pub counts: BTreeMap<String, u64>,
+    /// When this report was written (seconds since the epoch).
+    pub updated: f64,
+}
+
+/// Offsets of one partition, as half-open `[start, end)` ranges. (A list rather than a map keyed
+/// by partition: serde cannot read integer map keys inside a tagged record.)
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionOffsets {
+    /// The partition.
+    pub partition: i32,
+    /// Offsets consumed.
+    pub ranges: Vec<[u64; 2]>,
+}
 
 /// Ranges as `[start, end)` pairs.
 pub fn to_pairs(set: &RangeSet) -> Vec<[u64; 2]> {
@@ -87,8 +142,7 @@ mod tests {
 
     #[test]
     fn report_json_shape() {
-        let report = RunReport {
-            kind: PRODUCER_RUN.to_owned(),
+        let report = ControlRecord::ProducerRun(RunReport {
             run: "r".into(),
             origin: "o".into(),
             topic: "t".into(),
@@ -98,12 +152,31 @@ mod tests {
             failed: vec![],
             started: 1.5,
             updated: 2.5,
-        };
-        let json = serde_json::to_value(&report).unwrap();
+        });
+        let json: serde_json::Value = serde_json::from_slice(&report.to_json()).unwrap();
         assert_eq!(json["kind"], "producer-run");
         assert_eq!(json["state"], "finished");
         assert_eq!(json["acked"], serde_json::json!([[0, 3]]));
-        let back: RunReport = serde_json::from_value(json).unwrap();
-        assert_eq!(back, report);
+        assert_eq!(ControlRecord::parse(&report.to_json()), Some(report));
+        assert_eq!(ControlRecord::parse(b"{\"kind\": \"other\"}"), None);
+    }
+
+    #[test]
+    fn member_reports_round_trip() {
+        let report = ControlRecord::ConsumerMember(MemberReport {
+            member: "m".into(),
+            group: "relation-9-1".into(),
+            topic: "t".into(),
+            state: RunState::Running,
+            consumed: 50,
+            malformed: 1,
+            offsets: vec![PartitionOffsets {
+                partition: 3,
+                ranges: vec![[0, 51]],
+            }],
+            counts: BTreeMap::from([("a (1.1.1.1)".to_owned(), 50)]),
+            updated: 2.5,
+        });
+        assert_eq!(ControlRecord::parse(&report.to_json()), Some(report));
     }
 }

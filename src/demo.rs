@@ -85,6 +85,8 @@ pub fn run(
     }
 
     let options = ConsumeOptions {
+        control_topic: Some(default_control_topic(TOPIC)),
+        until_complete: false,
         topic: TOPIC.to_owned(),
         group_id: crate::consumer::group_id("kafka-test-app-demo-"),
         expect: Some(EVENTS.iter().sum()),

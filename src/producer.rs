@@ -21,7 +21,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use crate::client_events::ClientEvents;
-use crate::control::{to_pairs, RunReport, RunState, PRODUCER_RUN};
+use crate::control::{to_pairs, ControlRecord, RunReport, RunState};
 use crate::error::{Error, Result};
 use crate::event::{self, python_timestamp, EventEncoder};
 use crate::kafka_config::{client_config, ConnectionSettings};
@@ -380,8 +380,7 @@ impl Run<'_> {
         let Some(topic) = self.control else { return };
         let report = {
             let deliveries = self.producer.context().deliveries.lock().expect("lock");
-            RunReport {
-                kind: PRODUCER_RUN.to_owned(),
+            ControlRecord::ProducerRun(RunReport {
                 run: self.run_id.clone(),
                 origin: self.options.origin.clone(),
                 topic: self.options.topic.name.clone(),
@@ -391,9 +390,9 @@ impl Run<'_> {
                 failed: to_pairs(&deliveries.failed),
                 started: self.started,
                 updated: python_timestamp(SystemTime::now()),
-            }
+            })
         };
-        let value = serde_json::to_vec(&report).expect("run reports serialise");
+        let value = report.to_json();
         let record = BaseRecord::with_opaque_to(topic, CONTROL)
             .key(&self.run_id)
             .payload(&value);

@@ -6,22 +6,20 @@
 //! first means every event a report calls acknowledged was written before the data topic is read.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::SystemTime;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::Message;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::against::{self, Comparison, Match};
-use crate::client_events::{ClientContext, ClientEvents};
 use crate::consumer::run_id;
-use crate::control::{from_pairs, RunReport, RunState, PRODUCER_RUN};
+use crate::control::{from_pairs, ControlRecord, MemberReport, RunReport, RunState};
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
-use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::kafka_config::ConnectionSettings;
+use crate::ranges::RangeSet;
+use crate::reader::read_to_end;
 use crate::report::{origin_table, OutputFormat, Verdict};
 use crate::tally::{RunTally, Tally};
 
@@ -34,6 +32,8 @@ pub struct VerifyOptions {
     pub control_topic: String,
     /// An aggregation job's answer to check.
     pub against: Option<std::path::PathBuf>,
+    /// A consumer group whose members' reports to check for complete consumption.
+    pub group: Option<String>,
     /// Report format.
     pub output: OutputFormat,
 }
@@ -89,6 +89,24 @@ pub struct AgainstReport {
     pub unlisted: Vec<String>,
 }
 
+/// What a consumer group consumed, from its members' reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GroupVerdict {
+    /// The group id.
+    pub group: String,
+    /// Members (consumer processes) that reported.
+    pub members: usize,
+    /// Events the members consumed, redeliveries included.
+    pub consumed: u64,
+    /// Records consumed more than once (by two members around a rebalance, or after a
+    /// restart): redeliveries, not producer duplicates.
+    pub redelivered: u64,
+    /// Records of the topic that no member consumed.
+    pub unconsumed: u64,
+    /// Events consumed per origin, summed over members.
+    pub counts: BTreeMap<String, u64>,
+}
+
 /// The fleet verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
@@ -108,6 +126,8 @@ pub struct VerifyReport {
     pub origins: BTreeMap<String, OriginVerdict>,
     /// The aggregation job comparison, with `--against`.
     pub against: Option<AgainstReport>,
+    /// The consumer group's consumption, with `--group`.
+    pub group: Option<GroupVerdict>,
 }
 
 /// Runs `verify`. Must be called from a blocking thread.
@@ -117,35 +137,29 @@ pub fn verify(
     shutdown: &CancellationToken,
 ) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
-    let mut config = client_config(settings)?;
-    config
-        .set("group.id", "kafka-test-app-verify")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true");
-    let events = ClientEvents::new();
-    let reader = Reader {
-        config,
-        events: &events,
-        settings,
-        shutdown,
-    };
 
     let mut reports: HashMap<String, RunReport> = HashMap::new();
-    let control_found = reader.read_to_end(&options.control_topic, |message| {
-        let Some(report) = message
-            .payload()
-            .and_then(|v| serde_json::from_slice::<RunReport>(v).ok())
-            .filter(|r| r.kind == PRODUCER_RUN && r.topic == options.topic)
-        else {
-            return;
-        };
-        match reports.get(&report.run) {
-            Some(known) if known.updated > report.updated => {}
-            _ => {
-                reports.insert(report.run.clone(), report);
-            }
-        }
-    })?;
+    let mut members: HashMap<String, MemberReport> = HashMap::new();
+    let control_found =
+        read_to_end(
+            settings,
+            &options.control_topic,
+            shutdown,
+            |message| match message.payload().and_then(ControlRecord::parse) {
+                Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
+                    let (run, updated) = (report.run.clone(), report.updated);
+                    keep_latest(&mut reports, run, report, updated, |r| r.updated);
+                }
+                Some(ControlRecord::ConsumerMember(member))
+                    if member.topic == options.topic
+                        && options.group.as_ref() == Some(&member.group) =>
+                {
+                    let (id, updated) = (member.member.clone(), member.updated);
+                    keep_latest(&mut members, id, member, updated, |m| m.updated);
+                }
+                _ => {}
+            },
+        )?;
     if !control_found {
         tracing::warn!(
             control_topic = %options.control_topic,
@@ -154,9 +168,16 @@ pub fn verify(
     }
 
     let mut tally = Tally::new();
+    let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
     let now = python_timestamp(SystemTime::now());
-    let data_found = reader.read_to_end(&options.topic, |message| {
+    let data_found = read_to_end(settings, &options.topic, shutdown, |message| {
         tally.record(message.payload(), run_id(message), message.partition(), now);
+        if let Ok(offset) = u64::try_from(message.offset()) {
+            offsets
+                .entry(message.partition())
+                .or_default()
+                .insert(offset);
+        }
     })?;
     if !data_found {
         return Err(Error::TopicMissing {
@@ -165,6 +186,24 @@ pub fn verify(
         });
     }
     let mut report = judge(&options.topic, &options.control_topic, &tally, &reports);
+    if let Some(group) = &options.group {
+        let verdict = judge_group(group, &members, &offsets);
+        if verdict.members == 0 {
+            report.reasons.push(format!(
+                "no member of consumer group {group} reported on {}",
+                options.control_topic
+            ));
+        } else if verdict.unconsumed > 0 {
+            report.reasons.push(format!(
+                "consumer group {group} did not consume {} records of {}",
+                verdict.unconsumed, options.topic
+            ));
+        }
+        report.group = Some(verdict);
+        if !report.reasons.is_empty() {
+            report.verdict = Verdict::Fail;
+        }
+    }
     if let Some(rows) = job {
         let seen = report
             .origins
@@ -206,77 +245,19 @@ pub fn verify(
     Ok(report)
 }
 
-/// Reads whole topics with assigned (group-less) consumers.
-struct Reader<'a> {
-    config: rdkafka::ClientConfig,
-    events: &'a std::sync::Arc<ClientEvents>,
-    settings: &'a ConnectionSettings,
-    shutdown: &'a CancellationToken,
-}
-
-impl Reader<'_> {
-    /// Calls `each` for every record of `topic`, from the start of each non-empty partition until
-    /// librdkafka reports the end of it. Returns `false` if the topic does not exist.
-    ///
-    /// The end is librdkafka's end-of-partition event (from the fetch responses), not the high
-    /// watermark listed up front: Tansu lists the base offset of a partition's last batch plus
-    /// one, which would cut the last batch short.
-    fn read_to_end(&self, topic: &str, mut each: impl FnMut(&BorrowedMessage<'_>)) -> Result<bool> {
-        // A consumer per topic: end-of-partition events name only the partition.
-        let consumer: BaseConsumer<ClientContext> = self
-            .config
-            .create_with_context(ClientContext::new(self.events.clone()))
-            .map_err(|e| Error::kafka("cannot create the reader", e))?;
-        let deadline = Instant::now() + self.settings.connect_timeout;
-        let metadata = loop {
-            let _ = consumer.poll(Duration::from_millis(100));
-            self.events.check(self.settings)?;
-            match consumer.fetch_metadata(Some(topic), Duration::from_secs(1)) {
-                Ok(metadata) => break metadata,
-                Err(_) if Instant::now() < deadline => {}
-                Err(_) => return Err(self.events.unreachable(self.settings)),
-            }
-        };
-        let Some(partitions) = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
-        else {
-            return Ok(false);
-        };
-        let mut remaining = std::collections::HashSet::new();
-        let mut assignment = TopicPartitionList::new();
-        for partition in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, partition, self.settings.connect_timeout)
-                .map_err(|e| Error::kafka(format!("cannot read the offsets of {topic}"), e))?;
-            if high > low {
-                remaining.insert(partition);
-                assignment
-                    .add_partition_offset(topic, partition, Offset::Beginning)
-                    .map_err(|e| Error::kafka("cannot assign", e))?;
-            }
-        }
-        consumer
-            .assign(&assignment)
-            .map_err(|e| Error::kafka("cannot assign", e))?;
-        while !remaining.is_empty() {
-            if self.shutdown.is_cancelled() {
-                return Err(Error::Usage(
-                    "interrupted before the topics were read".into(),
-                ));
-            }
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => each(&message),
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    remaining.remove(&partition);
-                }
-                Some(Err(_)) => self.events.check(self.settings)?,
-                None => {}
-            }
-        }
-        Ok(true)
+/// Keeps the most recent report per key (a control topic may hold several per run or member).
+fn keep_latest<T>(
+    map: &mut HashMap<String, T>,
+    key: String,
+    value: T,
+    updated: f64,
+    updated_of: fn(&T) -> f64,
+) {
+    if map
+        .get(&key)
+        .is_none_or(|known| updated_of(known) <= updated)
+    {
+        map.insert(key, value);
     }
 }
 
@@ -386,6 +367,46 @@ pub fn judge(
         malformed: tally.malformed(),
         origins,
         against: None,
+        group: None,
+    }
+}
+
+/// What a group consumed of the records `on_topic` (offsets per partition), from its members'
+/// latest reports.
+pub fn judge_group(
+    group: &str,
+    members: &HashMap<String, MemberReport>,
+    on_topic: &BTreeMap<i32, RangeSet>,
+) -> GroupVerdict {
+    let mut union: BTreeMap<i32, RangeSet> = BTreeMap::new();
+    let mut total = 0;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for member in members.values() {
+        for offsets in &member.offsets {
+            let consumed = from_pairs(&offsets.ranges);
+            total += consumed.len();
+            let merged = union.entry(offsets.partition).or_default();
+            for range in consumed.ranges() {
+                merged.insert_range(range);
+            }
+        }
+        for (origin, count) in &member.counts {
+            *counts.entry(origin.clone()).or_default() += count;
+        }
+    }
+    let unconsumed = on_topic
+        .iter()
+        .map(|(partition, offsets)| {
+            offsets.len() - union.get(partition).map_or(0, |u| u.overlap(offsets))
+        })
+        .sum();
+    GroupVerdict {
+        group: group.to_owned(),
+        members: members.len(),
+        consumed: members.values().map(|m| m.consumed).sum(),
+        redelivered: total - union.values().map(RangeSet::len).sum::<u64>(),
+        unconsumed,
+        counts,
     }
 }
 
@@ -412,6 +433,13 @@ pub fn text(report: &VerifyReport) -> String {
                 r.state, r.count, r.missing, r.duplicates, r.unacked_seen, r.unreported_seen, r.out_of_order
             );
         }
+    }
+    if let Some(group) = &report.group {
+        let _ = writeln!(
+            text,
+            "consumer group {}: {} members consumed {} events ({} redelivered), {} records not consumed",
+            group.group, group.members, group.consumed, group.redelivered, group.unconsumed
+        );
     }
     if let Some(against) = &report.against {
         text.push_str("aggregation job:\n");
@@ -463,7 +491,6 @@ mod tests {
             failed_set.insert(n);
         });
         RunReport {
-            kind: PRODUCER_RUN.into(),
             run: run.into(),
             origin: origin.into(),
             topic: "t".into(),
@@ -534,6 +561,50 @@ mod tests {
         );
         assert_eq!(a.runs["r1"].unreported_seen, 5);
         assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.reasons);
+    }
+
+    fn member(name: &str, offsets: &[(i32, [u64; 2])]) -> MemberReport {
+        let by_partition = offsets
+            .iter()
+            .map(|&(partition, range)| crate::control::PartitionOffsets {
+                partition,
+                ranges: vec![range],
+            })
+            .collect();
+        MemberReport {
+            member: name.into(),
+            group: "g1".into(),
+            topic: "t".into(),
+            state: RunState::Finished,
+            consumed: offsets.iter().map(|(_, [s, e])| e - s).sum(),
+            malformed: 0,
+            offsets: by_partition,
+            counts: BTreeMap::new(),
+            updated: 1.0,
+        }
+    }
+
+    #[test]
+    fn a_group_that_shared_partitions_consumed_everything_with_redeliveries() {
+        let mut on_topic = BTreeMap::new();
+        for partition in 0..2 {
+            let mut set = RangeSet::new();
+            set.insert_range(0..100);
+            on_topic.insert(partition, set);
+        }
+        // Partition 1 moved from a to b at offset 60; b re-read 50..60 after the rebalance.
+        let members = HashMap::from([
+            ("a".to_owned(), member("a", &[(0, [0, 100]), (1, [0, 60])])),
+            ("b".to_owned(), member("b", &[(1, [50, 100])])),
+        ]);
+        let verdict = judge_group("g1", &members, &on_topic);
+        assert_eq!(
+            (verdict.members, verdict.redelivered, verdict.unconsumed),
+            (2, 10, 0)
+        );
+
+        let short = HashMap::from([("a".to_owned(), member("a", &[(0, [0, 100]), (1, [0, 60])]))]);
+        assert_eq!(judge_group("g1", &short, &on_topic).unconsumed, 40);
     }
 
     #[test]

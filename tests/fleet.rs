@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{app, json, run, spawn, wait_for_line, Broker};
-use kafka_test_app::control::{default_control_topic, RunReport, RunState, PRODUCER_RUN};
+use kafka_test_app::control::{default_control_topic, ControlRecord, RunReport, RunState};
 use kafka_test_app::event::EventEncoder;
 use kafka_test_app::tally::RUN_HEADER;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -65,8 +65,7 @@ fn write_events(producer: &BaseProducer, topic: &str, origin: &str, run: &str, n
 
 /// Writes a run report claiming `acked`.
 fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, acked: [u64; 2]) {
-    let report = RunReport {
-        kind: PRODUCER_RUN.to_owned(),
+    let report = ControlRecord::ProducerRun(RunReport {
         run: run.to_owned(),
         origin: origin.to_owned(),
         topic: topic.to_owned(),
@@ -77,8 +76,8 @@ fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, a
         started: 1.0,
         // Later than any report the real producer wrote.
         updated: 9_999_999_999.0,
-    };
-    let value = serde_json::to_vec(&report).unwrap();
+    });
+    let value = report.to_json();
     producer
         .send(
             BaseRecord::to(&default_control_topic(topic))
@@ -155,8 +154,15 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
     }
     assert!(consumed >= 4500, "the group consumed {consumed} of 4500");
 
-    let report = verify(&broker, "fleet", &[], 0);
+    let report = verify(&broker, "fleet", &["--group", "fleet-1"], 0);
     assert_eq!(report["verdict"], "pass", "{report}");
+    let group = &report["group"];
+    assert_eq!(
+        (group["members"].as_u64(), group["unconsumed"].as_u64()),
+        (Some(2), Some(0)),
+        "{group}"
+    );
+    assert_eq!(group["consumed"].as_u64().unwrap(), consumed);
     assert_eq!(
         counts(&report),
         origins.iter().map(|(o, c)| (o.to_string(), *c)).collect()
@@ -172,6 +178,65 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
             (Some(count), Some(0), Some(0))
         );
     }
+}
+
+#[test]
+fn a_group_that_missed_records_fails_verify_group() {
+    let broker = Broker::start();
+    produce(&broker, "half", "p (10.0.0.8)", 400);
+    // One consumer stops after 100 events: the group consumed only part of the topic.
+    run(
+        app()
+            .args([
+                "consume", "--topic", "half", "--expect", "100", "--output", "json",
+            ])
+            .args(["--consumer-group-prefix", "half-", "--idle-timeout", "30s"])
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+        0,
+    );
+    let report = verify(&broker, "half", &["--group", "half-1"], 1);
+    let unconsumed = report["group"]["unconsumed"].as_u64().unwrap();
+    assert!(unconsumed >= 300 - 100, "{report}");
+    assert_eq!(
+        report["reasons"],
+        serde_json::json!([format!(
+            "consumer group half-1 did not consume {unconsumed} records of half"
+        )])
+    );
+    // The data itself is intact.
+    assert_eq!(report["origins"]["p (10.0.0.8)"]["missing"], 0);
+}
+
+#[test]
+fn until_complete_stops_when_every_announced_run_is_consumed() {
+    let broker = Broker::start();
+    produce(&broker, "complete", "a (10.0.0.1)", 700);
+    produce(&broker, "complete", "b (10.0.0.2)", 300);
+    let (mut consumer, stderr) = spawn(
+        app()
+            .args([
+                "consume",
+                "--topic",
+                "complete",
+                "--until-complete",
+                "--output",
+                "json",
+            ])
+            .args(["--idle-timeout", "120s"])
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+    );
+    let stderr = common::drain(stderr);
+    let status = consumer.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut consumer.stdout.take().unwrap(), &mut stdout).unwrap();
+    let stderr = stderr.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("every announced producer run is fully consumed"),
+        "{stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["consumed"], 1000);
 }
 
 #[test]

@@ -8,10 +8,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-
 /// Where the Tansu broker binary is: `$KTA_TANSU`, the cache `scripts/install-test-deps` fills, or
 /// `tansu` on PATH.
 pub fn tansu() -> PathBuf {
@@ -227,48 +223,21 @@ pub fn signal(child: &Child, signal: i32) {
     assert_eq!(rc, 0);
 }
 
-/// Every record value of `topic`, read with a plain rdkafka consumer (no group) from the start of
-/// each partition until librdkafka reports its end.
+/// Every record value of `topic`, read without a group from the start of each partition to its end
+/// (the library's own whole-topic reader, which copes with Tansu's watermarks).
 pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Option<Vec<u8>>> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "kta-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut assignment = TopicPartitionList::new();
-    let mut remaining = std::collections::HashSet::new();
-    for partition in metadata.topics()[0].partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition.id(), Duration::from_secs(10))
-            .unwrap();
-        if high > low {
-            remaining.insert(partition.id());
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .unwrap();
-        }
-    }
-    consumer.assign(&assignment).unwrap();
+    let settings = kafka_test_app::kafka_config::ConnectionSettings {
+        bootstrap_servers: bootstrap.to_owned(),
+        ..Default::default()
+    };
     let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !remaining.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "read {} records, not at the end",
-            values.len()
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => values.push(message.payload().map(<[u8]>::to_vec)),
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                remaining.remove(&p);
-            }
-            _ => {}
-        }
-    }
+    let found = kafka_test_app::reader::read_to_end(
+        &settings,
+        topic,
+        &tokio_util::sync::CancellationToken::new(),
+        |message| values.push(rdkafka::Message::payload(message).map(<[u8]>::to_vec)),
+    )
+    .unwrap();
+    assert!(found, "topic {topic} does not exist");
     values
 }

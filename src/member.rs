@@ -1,0 +1,164 @@
+//! A consumer's link to the control topic: it writes the member's reports (offsets consumed,
+//! counts by origin) for `verify --group`, and, for `--until-complete`, reads the producers' run
+//! reports to know when everything they acknowledged has been consumed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::client_events::{ClientContext, ClientEvents};
+use crate::control::{
+    from_pairs, to_pairs, ControlRecord, MemberReport, PartitionOffsets, RunReport, RunState,
+};
+use crate::error::{Error, Result};
+use crate::event::python_timestamp;
+use crate::ranges::RangeSet;
+use crate::tally::Tally;
+use crate::topic::partition_count;
+
+/// Offsets consumed, per partition.
+pub type Offsets = BTreeMap<i32, RangeSet>;
+
+/// A consumer group member's connection to the control topic.
+pub struct ControlLink {
+    topic: String,
+    data_topic: String,
+    group: String,
+    member: String,
+    writer: BaseProducer<ClientContext>,
+    /// Reads producer run reports; only for `--until-complete`.
+    reader: Option<BaseConsumer<ClientContext>>,
+    reader_assigned: bool,
+    runs: HashMap<String, RunReport>,
+}
+
+impl ControlLink {
+    /// Connects with the consumer's connection `config` (no group settings in it).
+    pub fn new(
+        config: &ClientConfig,
+        events: &std::sync::Arc<ClientEvents>,
+        topic: &str,
+        data_topic: &str,
+        group: &str,
+        read_runs: bool,
+    ) -> Result<Self> {
+        let mut writer_config = config.clone();
+        // A control topic nobody created yet must not hold reports back for minutes.
+        writer_config.set("message.timeout.ms", "30000");
+        let writer = writer_config
+            .create_with_context(ClientContext::new(events.clone()))
+            .map_err(|e| Error::kafka("cannot create the control topic writer", e))?;
+        let reader = if read_runs {
+            let mut reader_config = config.clone();
+            reader_config
+                .set("group.id", "kafka-test-app-control-reader")
+                .set("enable.auto.commit", "false");
+            Some(
+                reader_config
+                    .create_with_context(ClientContext::new(events.clone()))
+                    .map_err(|e| Error::kafka("cannot create the control topic reader", e))?,
+            )
+        } else {
+            None
+        };
+        Ok(ControlLink {
+            topic: topic.to_owned(),
+            data_topic: data_topic.to_owned(),
+            group: group.to_owned(),
+            member: uuid::Uuid::new_v4().simple().to_string(),
+            writer,
+            reader,
+            reader_assigned: false,
+            runs: HashMap::new(),
+        })
+    }
+
+    /// Writes this member's report (delivered in the background).
+    pub fn write(&self, state: RunState, tally: &Tally, offsets: &Offsets) {
+        let report = ControlRecord::ConsumerMember(MemberReport {
+            member: self.member.clone(),
+            group: self.group.clone(),
+            topic: self.data_topic.clone(),
+            state,
+            consumed: tally.consumed(),
+            malformed: tally.malformed(),
+            offsets: offsets
+                .iter()
+                .map(|(&partition, set)| PartitionOffsets {
+                    partition,
+                    ranges: to_pairs(set),
+                })
+                .collect(),
+            counts: tally
+                .counts()
+                .into_iter()
+                .map(|(origin, count)| (origin.to_owned(), count))
+                .collect(),
+            updated: python_timestamp(SystemTime::now()),
+        });
+        let value = report.to_json();
+        let record = BaseRecord::to(&self.topic)
+            .key(&self.member)
+            .payload(&value);
+        if let Err((error, _)) = self.writer.send(record) {
+            tracing::debug!("cannot queue a member report: {error}");
+        }
+        self.writer.poll(Duration::ZERO);
+    }
+
+    /// Writes the final report and waits (bounded) for it to be delivered.
+    pub fn finish(&self, tally: &Tally, offsets: &Offsets) {
+        self.write(RunState::Finished, tally, offsets);
+        if self.writer.flush(Duration::from_secs(5)).is_err() {
+            tracing::warn!(control_topic = %self.topic, "the final member report was not delivered");
+        }
+    }
+
+    /// Reads the run reports written since the last call.
+    pub fn refresh_runs(&mut self) {
+        let Some(reader) = &self.reader else { return };
+        if !self.reader_assigned {
+            match partition_count(reader.client(), &self.topic, Duration::from_millis(200)) {
+                Some(partitions) if partitions > 0 => {
+                    let mut assignment = TopicPartitionList::new();
+                    for partition in 0..partitions as i32 {
+                        let _ = assignment.add_partition_offset(
+                            &self.topic,
+                            partition,
+                            Offset::Beginning,
+                        );
+                    }
+                    self.reader_assigned = reader.assign(&assignment).is_ok();
+                }
+                _ => return,
+            }
+        }
+        while let Some(Ok(message)) = reader.poll(Duration::from_millis(10)) {
+            if let Some(ControlRecord::ProducerRun(run)) =
+                message.payload().and_then(ControlRecord::parse)
+            {
+                if run.topic == self.data_topic {
+                    self.runs.insert(run.run.clone(), run);
+                }
+            }
+        }
+    }
+
+    /// Whether every announced run has finished and all it acknowledged has been consumed.
+    pub fn complete(&self, tally: &Tally) -> bool {
+        !self.runs.is_empty()
+            && self.runs.values().all(|run| {
+                let acked = from_pairs(&run.acked);
+                let seen = tally
+                    .origins()
+                    .get(&run.origin)
+                    .and_then(|o| o.runs().get(&run.run))
+                    .map_or(0, |r| r.seen().overlap(&acked));
+                run.state == RunState::Finished && seen == acked.len()
+            })
+    }
+}
