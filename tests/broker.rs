@@ -436,3 +436,64 @@ fn kafka_python_reads_the_original_byte_shape() {
     assert_eq!(count, 500);
     assert_eq!(origin, kafka_test_app::origin::detect());
 }
+
+#[test]
+fn tls_and_sasl_ssl_round_trips_and_an_untrusted_certificate() {
+    let password = "tls-scram-password-0123456789ab";
+    let broker = Broker::start_with(&[("relation-11", password)], true);
+    let ca = broker.ca_file();
+    let secure = |ca: &std::path::Path| {
+        let mut command = app();
+        command
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
+            .env("KTA_SECURITY_PROTOCOL", "SASL_SSL")
+            .env("KTA_CA_FILE", ca)
+            .env("KTA_USERNAME", "relation-11")
+            .env("KTA_PASSWORD", password);
+        command
+    };
+    // SCRAM-SHA-512 over TLS, as the charm runs it when the relation says TLS is on.
+    let produced = json(&run(
+        secure(&ca)
+            .args([
+                "produce",
+                "--topic",
+                "tls",
+                "--rate",
+                "0",
+                "--num-messages",
+                "500",
+            ])
+            .args(["--origin", "tls (10.0.0.5)", "--output", "json"]),
+        0,
+    ));
+    assert_eq!(produced["acked"], 500);
+    let consumed = json(&run(
+        secure(&ca)
+            .args([
+                "consume", "--topic", "tls", "--expect", "500", "--output", "json",
+            ])
+            .args(["--idle-timeout", "60s"]),
+        0,
+    ));
+    assert_eq!(consumed["origins"]["tls (10.0.0.5)"]["count"], 500);
+    let verified = json(&run(
+        secure(&ca).args(["verify", "--topic", "tls", "--output", "json"]),
+        0,
+    ));
+    assert_eq!(verified["verdict"], "pass");
+
+    // A CA that did not sign the broker's certificate: the handshake fails, exit 2, one line.
+    let other_ca = broker.dir().join("other-ca.pem");
+    std::fs::write(&other_ca, include_str!("data/unrelated-ca.pem")).unwrap();
+    let output = run(secure(&other_ca).args(["produce", "--topic", "tls"]), 2);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: TLS handshake with {} failed",
+            broker.bootstrap()
+        )) && stderr.contains("certificate verify failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(password));
+}

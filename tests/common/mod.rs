@@ -36,7 +36,8 @@ fn free_port() -> u16 {
 
 /// A Tansu broker owned by one test; killed on drop.
 pub struct Broker {
-    child: Child,
+    children: Vec<Child>,
+    /// The port clients connect to (the TLS front end, when there is one).
     port: u16,
     dir: tempfile::TempDir,
 }
@@ -44,65 +45,187 @@ pub struct Broker {
 impl Broker {
     /// A broker with in-memory storage and no authentication.
     pub fn start() -> Broker {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = spawn_tansu(port, &dir, "memory://tansu/", false);
-        Broker { child, port, dir }
+        Self::start_with(&[], false)
     }
 
     /// A broker that requires SASL, with these SCRAM-SHA-512 users.
     pub fn start_scram(users: &[(&str, &str)]) -> Broker {
+        Self::start_with(users, false)
+    }
+
+    /// A broker with these SCRAM-SHA-512 users (SASL required when there are any), reached over
+    /// TLS when `tls` is set.
+    ///
+    /// Tansu 0.6.0 cannot serve TLS itself (its `--cert` and `--key` options exclude each other),
+    /// so TLS is terminated by socat in front of it, with a certificate for 127.0.0.1 signed by a
+    /// throwaway CA ([`Broker::ca_file`]); Tansu advertises socat's port, so every connection the
+    /// client makes is a real TLS handshake.
+    pub fn start_with(users: &[(&str, &str)], tls: bool) -> Broker {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let storage = "sqlite://tansu.db";
-        // Users are created through an unauthenticated broker, which is then restarted with
-        // authentication on the same storage.
-        let mut setup = spawn_tansu(port, &dir, storage, false);
-        for (user, password) in users {
-            let status = Command::new(tansu())
-                .args([
-                    "user",
-                    "create",
-                    "--broker",
-                    &format!("tcp://127.0.0.1:{port}"),
-                    user,
-                    password,
-                ])
-                .current_dir(dir.path())
-                .stdout(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "tansu user create failed");
+        let (listen, advertise) = if tls {
+            (free_port(), port)
+        } else {
+            (port, port)
+        };
+        let storage = if users.is_empty() {
+            "memory://tansu/"
+        } else {
+            "sqlite://tansu.db"
+        };
+        let mut children = Vec::new();
+        if !users.is_empty() {
+            // Users are created through an unauthenticated broker, which is then restarted with
+            // authentication on the same storage.
+            let mut setup = spawn_tansu(listen, listen, &dir, storage, false);
+            for (user, password) in users {
+                let broker = format!("tcp://127.0.0.1:{listen}");
+                let status = Command::new(tansu())
+                    .args(["user", "create", "--broker", &broker, user, password])
+                    .current_dir(dir.path())
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "tansu user create failed");
+            }
+            setup.kill().unwrap();
+            setup.wait().unwrap();
         }
-        setup.kill().unwrap();
-        setup.wait().unwrap();
-        let child = spawn_tansu(port, &dir, storage, true);
-        Broker { child, port, dir }
+        children.push(spawn_tansu(
+            listen,
+            advertise,
+            &dir,
+            storage,
+            !users.is_empty(),
+        ));
+        if tls {
+            make_certificates(dir.path());
+            let child = Command::new("socat")
+                .arg(format!(
+                    "openssl-listen:{port},bind=127.0.0.1,reuseaddr,fork,cert=server.pem,key=server.key,verify=0"
+                ))
+                .arg(format!("tcp:127.0.0.1:{listen}"))
+                .current_dir(dir.path())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("socat runs (scripts/install-test-deps installs it)");
+            children.push(child);
+            wait_for_port(port, &mut children[1], &dir);
+        }
+        Broker {
+            children,
+            port,
+            dir,
+        }
     }
 
     /// `127.0.0.1:<port>`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
+
+    /// The CA that signed the TLS front end's certificate.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A directory that lives as long as the broker.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
-fn spawn_tansu(port: u16, dir: &tempfile::TempDir, storage: &str, authentication: bool) -> Child {
-    let url = format!("tcp://127.0.0.1:{port}");
+/// A throwaway CA and a server certificate for 127.0.0.1 signed by it, made with openssl.
+fn make_certificates(dir: &std::path::Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("san.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kafka-test-app test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+}
+
+fn spawn_tansu(
+    listen: u16,
+    advertise: u16,
+    dir: &tempfile::TempDir,
+    storage: &str,
+    authentication: bool,
+) -> Child {
     let mut command = Command::new(tansu());
     command
         .args([
             "broker",
             "--listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{listen}"),
+        ])
+        .args([
             "--advertised-listener-url",
-            &url,
+            &format!("tcp://127.0.0.1:{advertise}"),
         ])
         .args(["--storage-engine", storage])
         // Tansu reads these from the environment; none may point anywhere but this test.
@@ -120,19 +243,25 @@ fn spawn_tansu(port: u16, dir: &tempfile::TempDir, storage: &str, authentication
             tansu().display()
         )
     });
+    wait_for_port(listen, &mut child, dir);
+    child
+}
+
+/// Waits until `port` accepts connections (never a fixed sleep); panics with the broker's log if
+/// `child` exits first.
+fn wait_for_port(port: u16, child: &mut Child, dir: &tempfile::TempDir) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Some(status) = child.try_wait().unwrap() {
             let log = std::fs::read_to_string(dir.path().join("tansu.log")).unwrap_or_default();
-            panic!("tansu exited with {status} before accepting connections:\n{log}");
+            panic!("a broker process exited with {status} before accepting connections:\n{log}");
         }
         assert!(
             Instant::now() < deadline,
-            "tansu did not accept connections within 20 s"
+            "port {port} did not accept connections within 20 s"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    child
 }
 
 /// The real binary, with no `KTA_*` variable inherited from the test environment.
