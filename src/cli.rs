@@ -206,7 +206,8 @@ pub struct ProduceArgs {
     pub topic: String,
 
     /// Events per second; 0 = as fast as the broker takes them.
-    #[arg(long, env = "KTA_RATE", default_value_t = 2.0, value_parser = parse_rate)]
+    #[arg(long, env = "KTA_RATE", default_value_t = 2.0, value_parser = parse_rate,
+          allow_negative_numbers = true)]
     pub rate: f64,
 
     /// Events to send; 0 = until stopped [default: 1000, or no limit with --duration].

@@ -2,7 +2,7 @@
 //!
 //! librdkafka's in-process mock cluster (three brokers) stands in for Kafka; three producers with
 //! distinct origins and one verifying consumer run against it exactly as they would against a real
-//! cluster, and the consumer's table and verdict are printed.
+//! cluster; the consumer's table and verdict are printed, then `verify`'s fleet verdict.
 
 use std::time::Duration;
 
@@ -19,12 +19,15 @@ use crate::producer::{produce, KeyMode, ProduceOptions};
 use crate::report::{self, OutputFormat, Verdict};
 use crate::status::Status;
 use crate::topic::TopicSpec;
+use crate::verify::{verify, VerifyOptions};
 
 const TOPIC: &str = "kafka-test-app-demo";
 /// Events per producer: different counts so that the table shows each origin's own.
 const EVENTS: [u64; 3] = [1000, 2000, 3000];
 
-/// Runs the demo; prints the producers' reports on stderr and the consumer's report on stdout.
+/// Runs the demo; prints the producers' reports on stderr, and the consumer's report and the
+/// fleet verdict of `verify` on stdout (one JSON object with `produce`, `consume` and `verify` for
+/// `--output json`).
 pub fn run(
     handle: &Handle,
     output: OutputFormat,
@@ -94,11 +97,37 @@ pub fn run(
         report_interval: Duration::from_secs(1),
         output,
     };
-    let verified = consume(handle, &settings, &options, status, shutdown)?;
-    crate::print_report(output, &verified, report::consume_text);
-    let all_acked = producers.iter().all(|p| p.verdict == Verdict::Pass);
-    Ok(if all_acked {
-        verified.verdict.exit_code()
+    let consumed = consume(handle, &settings, &options, status, shutdown)?;
+    let fleet = verify(
+        &settings,
+        &VerifyOptions {
+            topic: TOPIC.to_owned(),
+            control_topic: default_control_topic(TOPIC),
+            against: None,
+            group: Some(options.group_id.clone()),
+            output,
+        },
+        shutdown,
+    )?;
+    match output {
+        OutputFormat::Text => {
+            print!("{}", report::consume_text(&consumed));
+            println!(
+                "\nkafka-test-app verify --topic {TOPIC} --group {}:",
+                options.group_id
+            );
+            print!("{}", crate::verify::text(&fleet));
+        }
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"produce": producers, "consume": consumed, "verify": fleet})
+        ),
+    }
+    let all_pass = producers.iter().all(|p| p.verdict == Verdict::Pass)
+        && consumed.verdict == Verdict::Pass
+        && fleet.verdict == Verdict::Pass;
+    Ok(if all_pass {
+        ExitCode::Pass
     } else {
         ExitCode::Fail
     })
