@@ -212,6 +212,7 @@ pub fn produce(
         started: python_timestamp(SystemTime::now()),
         start: Instant::now(),
         sent: 0,
+        last_send: None,
         next_publish: Instant::now(),
         next_log: Instant::now() + options.report_interval,
     };
@@ -246,6 +247,8 @@ struct Run<'a> {
     start: Instant,
     /// Events handed to librdkafka.
     sent: u64,
+    /// When the latest event was handed over.
+    last_send: Option<Instant>,
     next_publish: Instant,
     next_log: Instant,
 }
@@ -324,6 +327,7 @@ impl Run<'_> {
                 }
             }
             self.sent += 1;
+            self.last_send = Some(now);
             if self.sent % 1024 == 0 {
                 producer.poll(Duration::ZERO);
             }
@@ -415,7 +419,8 @@ impl Run<'_> {
             acked,
             failed,
             elapsed_s,
-            rate: if elapsed_s > 0.0 {
+            rate: self.send_rate(),
+            acked_per_s: if elapsed_s > 0.0 {
                 acked as f64 / elapsed_s
             } else {
                 0.0
@@ -434,6 +439,19 @@ impl Run<'_> {
             } else {
                 Verdict::Fail
             },
+        }
+    }
+
+    /// Events per second over the sending: from the first event's send to the last one's, which
+    /// for a paced run is exactly the rate its schedule achieved.
+    fn send_rate(&self) -> f64 {
+        let span = self
+            .last_send
+            .map_or(0.0, |last| last.duration_since(self.start).as_secs_f64());
+        if self.sent >= 2 && span > 0.0 {
+            (self.sent - 1) as f64 / span
+        } else {
+            0.0
         }
     }
 

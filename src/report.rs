@@ -102,8 +102,12 @@ pub struct ProduceReport {
     pub failed: u64,
     /// Seconds from the first event to the last acknowledgement.
     pub elapsed_s: f64,
-    /// Achieved rate: sent events per second.
+    /// Achieved rate: events per second from the first send to the last (the schedule's rate
+    /// for a paced run).
     pub rate: f64,
+    /// Throughput: acknowledged events per second from the first send to the end of the run
+    /// (acknowledgements included).
+    pub acked_per_s: f64,
     /// The rate asked for (0 = unpaced).
     pub target_rate: f64,
     /// The topic.
@@ -180,7 +184,7 @@ pub fn consume_text(report: &ConsumeReport) -> String {
 pub fn produce_text(report: &ProduceReport) -> String {
     let l = &report.ack_latency_ms;
     format!(
-        "produced to topic {} as origin {}: sent {}, acked {}, failed {} in {:.2} s ({:.1} events/s)\n\
+        "produced to topic {} as origin {}: sent {}, acked {}, failed {} in {:.2} s ({:.1} events/s sent, {:.1} acked/s)\n\
          ack latency ms (from schedule): p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}\n\
          verdict: {}\n",
         report.topic,
@@ -190,6 +194,7 @@ pub fn produce_text(report: &ProduceReport) -> String {
         report.failed,
         report.elapsed_s,
         report.rate,
+        report.acked_per_s,
         l.p50,
         l.p99,
         l.p999,

@@ -199,6 +199,11 @@ fn rate_1000_for_10_seconds_measured_from_event_timestamps() {
         0,
     ));
     assert_eq!(report["acked"], 10_000);
+    let reported = report["rate"].as_f64().unwrap();
+    assert!(
+        (990.0..=1010.0).contains(&reported),
+        "reported rate {reported}"
+    );
 
     let values = read_topic(&broker.bootstrap(), "paced");
     assert!(
