@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::python_timestamp;
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::member::{ControlLink, Offsets};
+use crate::progress::Progress;
 use crate::report::{origin_table, ConsumeReport, OutputFormat};
 use crate::status::{Status, PUBLISH_EVERY};
 use crate::tally::{Tally, RUN_HEADER};
@@ -101,6 +102,7 @@ pub fn consume(
         offsets: Offsets::new(),
         link,
         start,
+        progress: Progress::detect(),
     };
     if let Some(partitions) =
         wait_for_topic(handle, &consumer, &events, settings, options, shutdown)?
@@ -134,6 +136,7 @@ struct Reading<'a> {
     offsets: Offsets,
     link: Option<ControlLink>,
     start: Instant,
+    progress: Progress,
 }
 
 impl Reading<'_> {
@@ -202,6 +205,7 @@ impl Reading<'_> {
             if now >= next_report {
                 next_report += options.report_interval;
                 if self.tally.consumed() > 0 {
+                    self.progress.clear();
                     print_batch(batch, &self.tally, options.output);
                     batch += 1;
                 }
@@ -245,6 +249,13 @@ impl Reading<'_> {
             .tally
             .report(self.options.expect, self.start.elapsed().as_secs_f64());
         let partial = report.partial_assignment;
+        self.progress.show(&format!(
+            "consumed {}  origins {}  malformed {}  verdict so far: {:?}",
+            report.consumed,
+            report.origins.len(),
+            report.malformed,
+            report.verdict
+        ));
         self.status
             .publish_consume(report, self.tally.latency_buckets().clone());
         let Some(link) = &mut self.link else {
@@ -261,6 +272,7 @@ impl Reading<'_> {
 
     /// The final report; the last member report goes out too.
     fn finish(self) -> ConsumeReport {
+        self.progress.clear();
         let report = self
             .tally
             .report(self.options.expect, self.start.elapsed().as_secs_f64());

@@ -18,6 +18,7 @@ pub mod kafka_config;
 pub mod member;
 pub mod origin;
 pub mod producer;
+pub mod progress;
 pub mod ranges;
 pub mod rate;
 pub mod reader;

@@ -25,6 +25,7 @@ use crate::control::{to_pairs, ControlRecord, RunReport, RunState};
 use crate::error::{Error, Result};
 use crate::event::{self, python_timestamp, EventEncoder};
 use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::progress::Progress;
 use crate::ranges::RangeSet;
 use crate::rate::Schedule;
 use crate::report::{LatencySummary, ProduceReport, Verdict};
@@ -212,6 +213,7 @@ pub fn produce(
         started: python_timestamp(SystemTime::now()),
         start: Instant::now(),
         sent: 0,
+        progress: Progress::detect(),
         last_send: None,
         next_publish: Instant::now(),
         next_log: Instant::now() + options.report_interval,
@@ -249,6 +251,7 @@ struct Run<'a> {
     sent: u64,
     /// When the latest event was handed over.
     last_send: Option<Instant>,
+    progress: Progress,
     next_publish: Instant,
     next_log: Instant,
 }
@@ -364,7 +367,12 @@ impl Run<'_> {
         events.check(self.settings)?;
         self.status.set_cluster_up(events.cluster_up());
         let report = self.report();
-        if now >= self.next_log {
+        if self.progress.on_terminal() {
+            self.progress.show(&format!(
+                "sent {}  acked {}  failed {}  {:.1} events/s",
+                report.sent, report.acked, report.failed, report.rate
+            ));
+        } else if now >= self.next_log {
             self.next_log = now + self.options.report_interval;
             tracing::info!(
                 sent = report.sent,
@@ -491,6 +499,7 @@ impl Run<'_> {
         }
         let report = self.report();
         self.status.publish_produce(report.clone());
+        self.progress.clear();
         Ok(report)
     }
 }

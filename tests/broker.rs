@@ -502,3 +502,51 @@ fn tls_and_sasl_ssl_round_trips_and_an_untrusted_certificate() {
     );
     assert!(!stderr.contains(password));
 }
+
+#[test]
+fn progress_is_one_updating_line_on_a_terminal_and_log_lines_otherwise() {
+    let broker = Broker::start();
+    let binary = env!("CARGO_BIN_EXE_kafka-test-app");
+    let command = format!(
+        "{binary} produce --topic tty --rate 200 --num-messages 500 --origin 'tty (10.0.0.6)' 2>/dev/null"
+    );
+    // `script` gives the binary a pseudo-terminal as stdout.
+    let dir = tempfile::tempdir().unwrap();
+    let typescript = dir.path().join("typescript");
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command])
+        .arg(&typescript)
+        .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
+        .output()
+        .unwrap();
+    check(&output, 0);
+    let screen = std::fs::read_to_string(&typescript).unwrap();
+    assert!(screen.contains("\r\x1b[2Ksent "), "{screen:?}");
+    assert!(
+        screen.contains("sent 500, acked 500, failed 0"),
+        "{screen:?}"
+    );
+
+    // Not a terminal: no control characters on stdout, progress in the log instead.
+    let output = run(
+        app()
+            .args([
+                "produce",
+                "--topic",
+                "tty",
+                "--rate",
+                "500",
+                "--num-messages",
+                "1000",
+            ])
+            .args(["--report-interval", "1s", "--origin", "pipe (10.0.0.7)"])
+            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+        0,
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains('\x1b') && !stdout.contains('\r'),
+        "{stdout:?}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("progress"));
+}
