@@ -180,26 +180,11 @@ pub fn compare(rows: &[JobRow], seen: &BTreeMap<String, u64>) -> (Vec<Comparison
 mod tests {
     use super::*;
 
-    const SPARK: &str = "\
-2024-02-16T12:50:02.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:02.963Z [sparkd] Batch: 12
-2024-02-16T12:50:02.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:02.963Z [sparkd] |              origin|count|
-2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:02.963Z [sparkd] |kafka-test-app-1 ...|   30|
-2024-02-16T12:50:02.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:12.963Z [sparkd] Batch: 13
-2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:12.963Z [sparkd] |              origin|count|
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-1 ...|   38|
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-0 ...|   38|
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-2 ...|   39|
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-";
+    /// Two batches of the tutorial's Spark console output: the last one counts.
+    const SPARK: &str = concat!(
+        include_str!("../tests/data/spark-batch-12.txt"),
+        include_str!("../tests/data/spark-batch-13.txt")
+    );
 
     fn seen() -> BTreeMap<String, u64> {
         BTreeMap::from([

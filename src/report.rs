@@ -171,13 +171,16 @@ pub fn consume_text(report: &ConsumeReport) -> String {
         "consumed {} events ({} malformed records skipped) in {:.2} s",
         report.consumed, report.malformed, report.elapsed_s
     );
-    match report.verdict {
-        Verdict::Pass => text.push_str("verdict: PASS\n"),
-        Verdict::Fail => {
-            let _ = writeln!(text, "verdict: FAIL ({})", report.reasons.join("; "));
-        }
-    }
+    text.push_str(&verdict_line(report.verdict, &report.reasons));
     text
+}
+
+/// `verdict: PASS`, or `verdict: FAIL (reason; reason)`, with a newline.
+pub fn verdict_line(verdict: Verdict, reasons: &[String]) -> String {
+    match verdict {
+        Verdict::Pass => "verdict: PASS\n".to_owned(),
+        Verdict::Fail => format!("verdict: FAIL ({})\n", reasons.join("; ")),
+    }
 }
 
 /// A producer report as text.
@@ -186,7 +189,7 @@ pub fn produce_text(report: &ProduceReport) -> String {
     format!(
         "produced to topic {} as origin {}: sent {}, acked {}, failed {} in {:.2} s ({:.1} events/s sent, {:.1} acked/s)\n\
          ack latency ms (from schedule): p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}\n\
-         verdict: {}\n",
+         {}",
         report.topic,
         report.origin,
         report.sent,
@@ -199,10 +202,7 @@ pub fn produce_text(report: &ProduceReport) -> String {
         l.p99,
         l.p999,
         l.max,
-        match report.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL (deliveries failed)",
-        }
+        verdict_line(report.verdict, &[format!("{} deliveries failed", report.failed)])
     )
 }
 

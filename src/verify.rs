@@ -20,7 +20,7 @@ use crate::event::python_timestamp;
 use crate::kafka_config::ConnectionSettings;
 use crate::ranges::RangeSet;
 use crate::reader::read_to_end;
-use crate::report::{origin_table, OutputFormat, Verdict};
+use crate::report::{origin_table, verdict_line, OutputFormat, Verdict};
 use crate::tally::{RunTally, Tally};
 
 /// What `verify` does.
@@ -459,12 +459,7 @@ pub fn text(report: &VerifyReport) -> String {
         "{} events on {} ({} malformed records skipped)",
         report.consumed, report.topic, report.malformed
     );
-    match report.verdict {
-        Verdict::Pass => text.push_str("verdict: PASS\n"),
-        Verdict::Fail => {
-            let _ = writeln!(text, "verdict: FAIL ({})", report.reasons.join("; "));
-        }
-    }
+    text.push_str(&verdict_line(report.verdict, &report.reasons));
     text
 }
 

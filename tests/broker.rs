@@ -3,7 +3,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use common::{app, check, json, read_topic, run, spawn, wait_for_line, Broker};
@@ -312,7 +311,7 @@ fn charm_command_lines_work_against_a_scram_broker() {
     assert!(stdout.contains("sent 6, acked 6, failed 0"), "{stdout}");
 
     // The charm's consumer command line runs until stopped, then reports and exits 0.
-    let (mut child, mut stderr) = spawn(app().args([
+    let (child, mut stderr) = spawn(app().args([
         "--username",
         "relation-7",
         "--password",
@@ -328,15 +327,8 @@ fn charm_command_lines_work_against_a_scram_broker() {
     wait_for_line(&mut stderr, "caught up");
     let _stderr = common::drain(stderr);
     common::signal(&child, libc::SIGTERM);
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{stdout}");
+    let (code, stdout) = common::finish(child);
+    assert_eq!(code, Some(0), "{stdout}");
     assert!(stdout.contains("consumed 6 events"), "{stdout}");
     assert!(stdout.contains("verdict: PASS"), "{stdout}");
 }
@@ -344,7 +336,7 @@ fn charm_command_lines_work_against_a_scram_broker() {
 #[test]
 fn sigterm_stops_a_producer_with_a_complete_report() {
     let broker = Broker::start();
-    let (mut child, mut stderr) = spawn(
+    let (child, mut stderr) = spawn(
         app()
             .args([
                 "produce",
@@ -361,15 +353,8 @@ fn sigterm_stops_a_producer_with_a_complete_report() {
     wait_for_line(&mut stderr, "producing");
     let _stderr = common::drain(stderr);
     common::signal(&child, libc::SIGTERM);
-    let status = child.wait().unwrap();
-    let mut stdout = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{stdout}");
+    let (code, stdout) = common::finish(child);
+    assert_eq!(code, Some(0), "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(report["failed"], 0);
     assert_eq!(report["sent"], report["acked"]);

@@ -134,13 +134,11 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
         assert!(producer.wait().unwrap().success());
     }
     let mut consumed = 0;
-    for (mut child, stderr) in consumers {
+    for (child, stderr) in consumers {
         let _stderr = common::drain(stderr);
-        let status = child.wait().unwrap();
-        let mut stdout = String::new();
-        std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+        let (code, stdout) = common::finish(child);
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        assert_eq!(status.code(), Some(0), "{report}");
+        assert_eq!(code, Some(0), "{report}");
         assert_eq!(
             report["origins"]
                 .as_object()
@@ -212,7 +210,7 @@ fn until_complete_stops_when_every_announced_run_is_consumed() {
     let broker = Broker::start();
     produce(&broker, "complete", "a (10.0.0.1)", 700);
     produce(&broker, "complete", "b (10.0.0.2)", 300);
-    let (mut consumer, stderr) = spawn(
+    let (consumer, stderr) = spawn(
         app()
             .args([
                 "consume",
@@ -226,11 +224,9 @@ fn until_complete_stops_when_every_announced_run_is_consumed() {
             .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
     );
     let stderr = common::drain(stderr);
-    let status = consumer.wait().unwrap();
-    let mut stdout = String::new();
-    std::io::Read::read_to_string(&mut consumer.stdout.take().unwrap(), &mut stdout).unwrap();
+    let (code, stdout) = common::finish(consumer);
     let stderr = stderr.join().unwrap();
-    assert_eq!(status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("every announced producer run is fully consumed"),
         "{stderr}"
@@ -376,18 +372,8 @@ fn a_producer_killed_and_restarted_under_the_same_origin_is_no_loss_and_no_dupli
     assert_eq!(report["verdict"], "pass");
 }
 
-const SPARK_BATCH: &str = "\
-2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:12.963Z [sparkd] Batch: 13
-2024-02-16T12:50:12.963Z [sparkd] -------------------------------------------
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:12.963Z [sparkd] |              origin|count|
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-1 ...|   38|
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-0 ...|   38|
-2024-02-16T12:50:12.963Z [sparkd] |kafka-test-app-2 ...|   39|
-2024-02-16T12:50:12.963Z [sparkd] +--------------------+-----+
-";
+/// The tutorial's Spark console batch, as a driver pod logs it.
+const SPARK_BATCH: &str = include_str!("data/spark-batch-13.txt");
 
 #[test]
 fn verify_against_a_spark_console_batch() {

@@ -80,7 +80,7 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
     assert_eq!(produced["acked"], 3000);
 
     let addr = free_addr();
-    let (mut consumer, mut stderr) = spawn(
+    let (consumer, mut stderr) = spawn(
         app()
             .args(["consume", "--topic", "observed", "--output", "json"])
             .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
@@ -141,15 +141,8 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
     assert_eq!(get(&addr, "/healthz").0, 200);
 
     common::signal(&consumer, libc::SIGTERM);
-    let status = consumer.wait().unwrap();
-    let mut stdout = String::new();
-    consumer
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{stdout}");
+    let (code, stdout) = common::finish(consumer);
+    assert_eq!(code, Some(0), "{stdout}");
     let final_report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(final_report["consumed"], 3000);
 }

@@ -346,6 +346,14 @@ pub fn spawn(command: &mut Command) -> (Child, BufReader<std::process::ChildStde
     (child, stderr)
 }
 
+/// Waits for a spawned child; returns its exit code and everything it wrote on stdout.
+pub fn finish(mut child: Child) -> (Option<i32>, String) {
+    let status = child.wait().unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    (status.code(), stdout)
+}
+
 /// Sends a signal to a child.
 pub fn signal(child: &Child, signal: i32) {
     let rc = unsafe { libc::kill(child.id() as i32, signal) };
