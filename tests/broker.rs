@@ -443,30 +443,7 @@ fn tls_and_sasl_ssl_round_trips_and_an_untrusted_certificate() {
         command
     };
     // SCRAM-SHA-512 over TLS, as the charm runs it when the relation says TLS is on.
-    let produced = json(&run(
-        secure(&ca)
-            .args([
-                "produce",
-                "--topic",
-                "tls",
-                "--rate",
-                "0",
-                "--num-messages",
-                "500",
-            ])
-            .args(["--origin", "tls (10.0.0.5)", "--output", "json"]),
-        0,
-    ));
-    assert_eq!(produced["acked"], 500);
-    let consumed = json(&run(
-        secure(&ca)
-            .args([
-                "consume", "--topic", "tls", "--expect", "500", "--output", "json",
-            ])
-            .args(["--idle-timeout", "60s"]),
-        0,
-    ));
-    assert_eq!(consumed["origins"]["tls (10.0.0.5)"]["count"], 500);
+    common::round_trip(|| secure(&ca), "tls", "tls (10.0.0.5)", 500);
     let verified = json(&run(
         secure(&ca).args(["verify", "--topic", "tls", "--output", "json"]),
         0,

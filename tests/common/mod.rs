@@ -346,6 +346,38 @@ pub fn spawn(command: &mut Command) -> (Child, BufReader<std::process::ChildStde
     (child, stderr)
 }
 
+/// Produces `count` events from `origin` to `topic` with the unpaced producer, then consumes them
+/// with `--expect`; every command comes from `command` (which sets the connection). Asserts exact
+/// counts and a passing verdict, and returns the consumer's report.
+pub fn round_trip(
+    command: impl Fn() -> Command,
+    topic: &str,
+    origin: &str,
+    count: u64,
+) -> serde_json::Value {
+    let count_arg = count.to_string();
+    let produced = json(&run(
+        command()
+            .args([
+                "produce", "--topic", topic, "--rate", "0", "--output", "json",
+            ])
+            .args(["--num-messages", &count_arg, "--origin", origin]),
+        0,
+    ));
+    assert_eq!(produced["acked"], count);
+    let consumed = json(&run(
+        command()
+            .args([
+                "consume", "--topic", topic, "--expect", &count_arg, "--output", "json",
+            ])
+            .args(["--idle-timeout", "60s"]),
+        0,
+    ));
+    assert_eq!(consumed["origins"][origin]["count"], count);
+    assert_eq!(consumed["verdict"], "pass");
+    consumed
+}
+
 /// Waits for a spawned child; returns its exit code and everything it wrote on stdout.
 pub fn finish(mut child: Child) -> (Option<i32>, String) {
     let status = child.wait().unwrap();
