@@ -41,7 +41,10 @@ pub fn read_to_end(
     config
         .set("group.id", "kafka-test-app-reader")
         .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true");
+        .set("enable.partition.eof", "true")
+        // Bounds what librdkafka prefetches (64 MiB by default), so verifying a large topic
+        // stays within a small, fixed memory budget.
+        .set("queued.max.messages.kbytes", "16384");
     let events = ClientEvents::new();
     let consumer: BaseConsumer<ClientContext> = config
         .create_with_context(ClientContext::new(events.clone()))
