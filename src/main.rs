@@ -3,14 +3,25 @@
 
 use std::process::ExitCode as ProcessExitCode;
 
-use clap::Parser;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
 use kafka_test_app::cli::{Cli, LogFormat};
 use kafka_test_app::{Error, ExitCode};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ProcessExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
     init_logging(cli.log_format);
+    if matches.value_source("password") == Some(ValueSource::CommandLine) {
+        tracing::warn!(
+            "the password was given on the command line, where other users of this machine can \
+             read it; prefer the KTA_PASSWORD environment variable"
+        );
+    }
     match try_main(cli) {
         Ok(code) => code.into(),
         Err(error) => {

@@ -44,7 +44,7 @@ pub fn ensure_topic<C: rdkafka::ClientContext>(
 ) -> Result<bool> {
     // Users without the right to create topics can still produce to an existing one, and
     // librdkafka's mock cluster has no CreateTopics: look first.
-    let found = topic_exists(client, &spec.name, STEP * 20);
+    let found = topic_exists(client, &spec.name, settings.connect_timeout.min(STEP * 20));
     poll_events();
     events.check(settings)?;
     if found == Some(true) {

@@ -309,6 +309,12 @@ fn charm_command_lines_work_against_a_scram_broker() {
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("sent 6, acked 6, failed 0"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the password was given on the command line"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("charm-password"), "{stderr}");
 
     // The charm's consumer command line runs until stopped, then reports and exits 0.
     let (child, mut stderr) = spawn(app().args([
