@@ -154,11 +154,55 @@ struct Wire<'a> {
     content: &'a str,
 }
 
+/// Reads a value in exactly the shape [`EventEncoder`] (and the original client) writes, without
+/// a JSON parser: `{"timestamp": <digits>.<digits>, "_id": "<32 bytes>", "origin": "<no escapes>",
+/// "content": "<no escapes>"}`. Anything else — other spacing or key order, escapes, exponents —
+/// returns `None` and goes through serde_json, so both paths accept the same events.
+fn decode_exact(value: &[u8]) -> Option<Wire<'_>> {
+    let rest = value.strip_prefix(b"{\"timestamp\": ")?;
+    let ts_end = rest.iter().position(|&b| b == b',')?;
+    let (timestamp, rest) = rest.split_at(ts_end);
+    let plain_decimal = timestamp
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() && b != b'0')
+        && timestamp.iter().filter(|&&b| b == b'.').count() == 1
+        && timestamp.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+    if !plain_decimal {
+        return None;
+    }
+    let rest = rest.strip_prefix(b", \"_id\": \"")?;
+    let (id, rest) = rest.split_at_checked(32)?;
+    let rest = rest.strip_prefix(b"\", \"origin\": \"")?;
+    let (origin, rest) = split_plain_string(rest)?;
+    let rest = rest.strip_prefix(b", \"content\": \"")?;
+    let (content, rest) = split_plain_string(rest)?;
+    if rest != b"}" {
+        return None;
+    }
+    Some(Wire {
+        // Checked above: ASCII digits and one dot.
+        timestamp: std::str::from_utf8(timestamp).ok()?.parse().ok()?,
+        id: std::str::from_utf8(id).ok()?,
+        origin: Cow::Borrowed(std::str::from_utf8(origin).ok()?),
+        content: std::str::from_utf8(content).ok()?,
+    })
+}
+
+/// Splits `…"rest` at the closing quote of a JSON string without escapes or control characters.
+fn split_plain_string(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    (bytes[end] == b'"').then(|| (&bytes[..end], &bytes[end + 1..]))
+}
+
 /// Decodes a record value into an [`Event`], or says why it is not one.
 pub fn decode(value: Option<&[u8]>) -> Result<Event<'_>, Malformed> {
     let value = value.ok_or(Malformed::Empty)?;
-    let wire: Wire<'_> =
-        serde_json::from_slice(value).map_err(|e| Malformed::Json(e.to_string()))?;
+    let wire = match decode_exact(value) {
+        Some(wire) => wire,
+        None => serde_json::from_slice(value).map_err(|e| Malformed::Json(e.to_string()))?,
+    };
     if !(0.0..MAX_TIMESTAMP).contains(&wire.timestamp) {
         return Err(Malformed::Timestamp);
     }
@@ -302,6 +346,51 @@ mod tests {
         assert_eq!(sequence_number(b"not an event"), None);
         assert_eq!(sequence_number(br#"{"content": "Message #"}"#), None);
         assert_eq!(sequence_number(br#"{"content": "Other #12"}"#), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_serde_json(
+            timestamp in 0.0f64..1e11,
+            origin in "\\PC{0,24}",
+            n in proptest::prelude::any::<u64>(),
+            tweak in 0usize..6,
+        ) {
+            let mut encoder = EventEncoder::new(&origin);
+            let mut value = encoder.encode(timestamp, ID.parse().unwrap(), n).to_vec();
+            // Variants the fast path must hand to serde_json (or reject like it).
+            match tweak {
+                1 => value = String::from_utf8(value).unwrap().replace(": ", ":").into_bytes(),
+                2 => value.insert(1, b' '),
+                3 => value.truncate(value.len() - 1),
+                4 => value = String::from_utf8(value).unwrap().replacen("1", "01", 1).into_bytes(),
+                5 => value.push(b' '),
+                _ => {}
+            }
+            let serde = serde_json::from_slice::<Wire<'_>>(&value).ok();
+            match (decode_exact(&value), serde) {
+                (Some(fast), Some(slow)) => {
+                    proptest::prop_assert_eq!(fast.timestamp.to_bits(), slow.timestamp.to_bits());
+                    proptest::prop_assert_eq!(fast.id, slow.id);
+                    proptest::prop_assert_eq!(fast.origin, slow.origin);
+                    proptest::prop_assert_eq!(fast.content, slow.content);
+                }
+                (Some(_), None) => proptest::prop_assert!(false, "fast path accepted what serde_json rejects: {:?}", String::from_utf8_lossy(&value)),
+                (None, _) => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_reads_the_encoders_output() {
+        let mut encoder = EventEncoder::new("kafka-test-app-0 (10.1.29.185)");
+        let value = encoder
+            .encode(1707128717.277745, ID.parse().unwrap(), 121)
+            .to_vec();
+        let wire = decode_exact(&value).expect("the fast path takes our own events");
+        assert_eq!(wire.timestamp, 1707128717.277745);
+        assert_eq!(wire.origin, "kafka-test-app-0 (10.1.29.185)");
+        assert_eq!(wire.content, "Message #121");
     }
 
     #[test]

@@ -20,6 +20,17 @@ impl RangeSet {
 
     /// Adds `n`; returns `false` if it was already present.
     pub fn insert(&mut self, n: u64) -> bool {
+        // Fast path: the next value after the last range (a run read in order).
+        if let Some((&start, last_end)) = self.ranges.iter_mut().next_back() {
+            if *last_end == n {
+                *last_end = n + 1;
+                self.len += 1;
+                return true;
+            }
+            if (start..*last_end).contains(&n) {
+                return false;
+            }
+        }
         let end = n + 1;
         // The range starting at or before n, if any.
         let below = self.ranges.range(..=n).next_back().map(|(&s, &e)| (s, e));

@@ -10,7 +10,9 @@
 //! `out_of_order` counts events that arrived on a partition after a higher `n` of the same run on
 //! that same partition. Latency is kept per origin.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 
 use hdrhistogram::Histogram;
 
@@ -95,7 +97,7 @@ impl RunTally {
 /// What was seen of one origin: its runs and its latency.
 #[derive(Debug, Clone)]
 pub struct OriginTally {
-    runs: HashMap<String, RunTally>,
+    runs: FxHashMap<String, RunTally>,
     count: u64,
     latency_us: Histogram<u64>,
 }
@@ -103,7 +105,7 @@ pub struct OriginTally {
 impl Default for OriginTally {
     fn default() -> Self {
         OriginTally {
-            runs: HashMap::new(),
+            runs: FxHashMap::default(),
             count: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
@@ -128,7 +130,7 @@ impl OriginTally {
     }
 
     /// The runs seen of this origin, by run id (`""` for events without one).
-    pub fn runs(&self) -> &HashMap<String, RunTally> {
+    pub fn runs(&self) -> &FxHashMap<String, RunTally> {
         &self.runs
     }
 
@@ -153,7 +155,7 @@ impl OriginTally {
 /// The running tally of a consumer.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
-    origins: HashMap<String, OriginTally>,
+    origins: FxHashMap<String, OriginTally>,
     consumed: u64,
     malformed: u64,
     latency: LatencyBuckets,
@@ -198,7 +200,7 @@ impl Tally {
     }
 
     /// Every origin seen, by origin.
-    pub fn origins(&self) -> &HashMap<String, OriginTally> {
+    pub fn origins(&self) -> &FxHashMap<String, OriginTally> {
         &self.origins
     }
 
