@@ -297,7 +297,7 @@ def verifier(rows, meta):
     out = [f"Started {started}; load average before: {lb}. `benches/verifier.rs`, pinned to one core "
            "(`taskset -c 1`), 100 000 real encoded events per iteration, a fresh `Tally` per iteration "
            "(not timed), so every event takes the counted path: "
-           "`Tally::record(Some(&bytes), Some(run), partition, now)` = decode (serde_json) + per-origin tally + "
+           "`Tally::record(Some(&bytes), Some(run), partition, now)` = decode (exact-shape fast path, serde_json for anything else) + per-origin tally + "
            "latency histograms. `decode` and `encode` alone for comparison.\n",
            "| benchmark | median ns / event | 95 % CI ns / event | events/s (median) |", "|---|---|---|---|"]
     rec = None
