@@ -286,17 +286,21 @@ fn garbage_records_are_malformed_and_do_not_change_the_verdict() {
 #[test]
 fn charm_command_lines_work_against_a_scram_broker() {
     let broker = Broker::start_scram(&[("relation-7", "charm-password-0123456789abcdef")]);
+    let bootstrap = broker.bootstrap();
+    // Both of the charm's command lines start like this.
+    let connection = [
+        "--username",
+        "relation-7",
+        "--password",
+        "charm-password-0123456789abcdef",
+        "--servers",
+        &bootstrap,
+        "--topic",
+        "charm-topic",
+    ];
     // The charm's producer command line, verbatim apart from the message count (2 events/s).
     let output = run(
-        app().args([
-            "--username",
-            "relation-7",
-            "--password",
-            "charm-password-0123456789abcdef",
-            "--servers",
-            &broker.bootstrap(),
-            "--topic",
-            "charm-topic",
+        app().args(connection).args([
             "--producer",
             "--replication-factor",
             "1",
@@ -317,15 +321,7 @@ fn charm_command_lines_work_against_a_scram_broker() {
     assert!(!stderr.contains("charm-password"), "{stderr}");
 
     // The charm's consumer command line runs until stopped, then reports and exits 0.
-    let (child, mut stderr) = spawn(app().args([
-        "--username",
-        "relation-7",
-        "--password",
-        "charm-password-0123456789abcdef",
-        "--servers",
-        &broker.bootstrap(),
-        "--topic",
-        "charm-topic",
+    let (child, mut stderr) = spawn(app().args(connection).args([
         "--consumer",
         "--consumer-group-prefix",
         "relation-7-",
