@@ -64,6 +64,7 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     // librdkafka's own log lines repeat what its error events already tell us (and what we turn
     // into one error line), so they stay off unless KTA_LOG names them, e.g. `librdkafka=debug`.
@@ -71,10 +72,19 @@ fn init_logging(format: LogFormat) {
     if !directives.contains("librdkafka") {
         directives.push_str(",librdkafka=off");
     }
+    // The rdkafka crate's consumer destructor closes the consumer queue again after the consumer
+    // module has closed it within its deadline (consumer::close), and logs the second close's
+    // "Broker handle destroyed" as an error: noise after a clean shutdown, kept off unless KTA_LOG
+    // names the module.
+    if !directives.contains("rdkafka::") {
+        directives.push_str(",rdkafka::consumer::base_consumer=off");
+    }
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal only; pipes, files and log collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_target(false);
     match format {
         LogFormat::Text => builder.init(),

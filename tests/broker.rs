@@ -47,6 +47,13 @@ fn consume_expect(
         .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
         .output()
         .unwrap();
+    // A run that went normally logs no error (not even from a library tearing the consumer down),
+    // and its log to a pipe is plain text, without terminal colour codes.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("ERROR") && !stderr.contains('\x1b'),
+        "the consumer's log has an error or colour codes:\n{stderr}"
+    );
     (json(&output), output.status.code().unwrap())
 }
 
