@@ -13,11 +13,13 @@ use crate::client_events::{ClientContext, ClientEvents};
 use crate::control::RunState;
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
+use crate::judge::{self, ConsumeReport, View};
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::member::{ControlLink, Offsets};
 use crate::progress::Progress;
-use crate::report::{origin_table, ConsumeReport, OutputFormat};
+use crate::report::{origin_table, OutputFormat};
 use crate::status::{Status, PUBLISH_EVERY};
+use crate::tally::Reports;
 use crate::tally::{Tally, RUN_HEADER};
 use crate::topic::partition_count;
 
@@ -25,6 +27,10 @@ use crate::topic::partition_count;
 const POLL: Duration = Duration::from_millis(100);
 /// How long closing (final commit, leaving the group) may take.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long without an assignment before saying the consumer is waiting for one.
+const ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(5);
+/// How long reading where the partitions end may take when the consumer stops.
+const ENDS_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often to look for a topic that does not exist yet.
 const TOPIC_RETRY: Duration = Duration::from_millis(500);
 
@@ -87,7 +93,6 @@ pub fn consume(
             topic,
             &options.topic,
             &options.group_id,
-            options.until_complete,
         )?),
         None => None,
     };
@@ -100,6 +105,11 @@ pub fn consume(
         partitions: 0,
         tally: Tally::new(),
         offsets: Offsets::new(),
+        view: View {
+            group: options.group_id.clone(),
+            ..View::default()
+        },
+        said_waiting: false,
         link,
         start,
         progress: Progress::detect(),
@@ -134,6 +144,10 @@ struct Reading<'a> {
     tally: Tally,
     /// Offsets consumed, for the member reports.
     offsets: Offsets,
+    /// What this consumer could see, for its verdict.
+    view: View,
+    /// The wait for an assignment was logged.
+    said_waiting: bool,
     link: Option<ControlLink>,
     start: Instant,
     progress: Progress,
@@ -156,6 +170,7 @@ impl Reading<'_> {
                 return Ok(());
             }
             if options.expect.is_some_and(|n| self.tally.consumed() >= n) {
+                self.view.at_expect = true;
                 return Ok(());
             }
             if let Some(idle) = options.idle_timeout {
@@ -213,7 +228,8 @@ impl Reading<'_> {
         }
     }
 
-    /// Tallies one record and stores its offset for the next commit.
+    /// Tallies one record (unless its offset was read before: a redelivery) and stores its
+    /// offset for the next commit.
     fn record(&mut self, message: &BorrowedMessage<'_>) {
         let now = python_timestamp(SystemTime::now());
         if self.tally.consumed() + self.tally.malformed() == 0 {
@@ -223,13 +239,18 @@ impl Reading<'_> {
                 "first record received"
             );
         }
-        self.tally
-            .record(message.payload(), run_id(message), message.partition(), now);
-        if let Ok(offset) = u64::try_from(message.offset()) {
+        let new = u64::try_from(message.offset()).map_or(true, |offset| {
             self.offsets
                 .entry(message.partition())
                 .or_default()
-                .insert(offset);
+                .insert(offset)
+        });
+        self.view.assigned = true;
+        if new {
+            self.tally
+                .record(message.payload(), run_id(message), message.partition(), now);
+        } else {
+            self.view.redelivered += 1;
         }
         if let Err(e) = self.consumer.store_offset_from_message(message) {
             tracing::warn!("cannot store offset: {e}");
@@ -241,13 +262,24 @@ impl Reading<'_> {
     fn publish(&mut self) -> Result<bool> {
         self.events.check(self.settings)?;
         self.status.set_cluster_up(self.events.cluster_up());
-        let assigned = self.consumer.assignment().map_or(0, |a| a.count());
-        if assigned > 0 && assigned < self.partitions {
-            self.tally.set_partial();
+        self.note_assignment();
+        if !self.view.assigned && !self.said_waiting && self.start.elapsed() >= ASSIGNMENT_PATIENCE
+        {
+            self.said_waiting = true;
+            tracing::info!(
+                group = %self.options.group_id,
+                "no partitions assigned yet: waiting for the group coordinator (after a member \
+                 was killed it waits out that member's session, 45 s by default)"
+            );
         }
-        let report = self
-            .tally
-            .report(self.options.expect, self.start.elapsed().as_secs_f64());
+        if let Some(link) = &mut self.link {
+            link.refresh_runs();
+        }
+        // While reading, the end is still ahead: loss is judged only in the final report.
+        let report = self.report(&View {
+            behind: None,
+            ..self.view.clone()
+        });
         let partial = report.partial_assignment;
         self.progress.show(&format!(
             "consumed {}  origins {}  malformed {}  verdict so far: {:?}",
@@ -265,17 +297,79 @@ impl Reading<'_> {
         if !self.options.until_complete {
             return Ok(false);
         }
-        link.refresh_runs();
         // A member with part of the partitions cannot see a run complete on its own.
         Ok(!partial && link.complete(&self.tally))
     }
 
+    /// Notes whether partitions are assigned now, and whether only some of them.
+    fn note_assignment(&mut self) {
+        let assigned = self.consumer.assignment().map_or(0, |a| a.count());
+        self.view.assigned |= assigned > 0;
+        self.view.partial |= assigned > 0 && assigned < self.partitions;
+    }
+
+    /// The report for what this consumer saw, judged with the run reports read so far.
+    fn report(&self, view: &View) -> ConsumeReport {
+        let none = Reports::default();
+        let reports = self.link.as_ref().map_or(&none, ControlLink::runs);
+        judge::consume(
+            &self.tally,
+            reports,
+            view,
+            self.options.expect,
+            self.start.elapsed().as_secs_f64(),
+        )
+    }
+
+    /// Where this consumer stopped against where its partitions start and end: the partitions
+    /// it resumed on, and how far behind their ends it is (`None` when the cluster does not
+    /// answer within [`ENDS_TIMEOUT`]). Run reports read before this are covered by those ends.
+    fn ends(&mut self) {
+        let topic = &self.options.topic;
+        let deadline = Instant::now() + ENDS_TIMEOUT;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let assignment = self.consumer.assignment().unwrap_or_default();
+        let positions = self.consumer.position().unwrap_or_default();
+        let committed = self.consumer.committed(left()).ok();
+        let mut behind = std::collections::BTreeMap::new();
+        for element in assignment.elements_for_topic(topic) {
+            let partition = element.partition();
+            let Ok((low, high)) = self.consumer.fetch_watermarks(topic, partition, left()) else {
+                self.view.behind = None;
+                return;
+            };
+            let offset_of = |list: &rdkafka::TopicPartitionList| {
+                list.find_partition(topic, partition)
+                    .and_then(|p| p.offset().to_raw())
+                    .filter(|&o| o >= 0)
+            };
+            let first_read = self
+                .offsets
+                .get(&partition)
+                .and_then(|read| read.start())
+                .and_then(|o| i64::try_from(o).ok());
+            let resumed_at = first_read.or_else(|| committed.as_ref().and_then(offset_of));
+            if resumed_at.is_some_and(|at| at > low) {
+                self.view.resumed.push(partition);
+            }
+            let at = offset_of(&positions).or(resumed_at).unwrap_or(low);
+            behind.insert(partition, u64::try_from(high - at.max(low)).unwrap_or(0));
+        }
+        self.view.from_zero = self.offsets.values().all(|read| read.start() == Some(0));
+        self.view.behind = Some(behind);
+    }
+
     /// The final report; the last member report goes out too.
-    fn finish(self) -> ConsumeReport {
+    fn finish(mut self) -> ConsumeReport {
         self.progress.clear();
-        let report = self
-            .tally
-            .report(self.options.expect, self.start.elapsed().as_secs_f64());
+        if let Some(link) = &mut self.link {
+            link.refresh_runs();
+        }
+        self.note_assignment();
+        if self.view.assigned {
+            self.ends();
+        }
+        let report = self.report(&self.view);
         self.status
             .publish_consume(report.clone(), self.tally.latency_buckets().clone());
         if let Some(link) = &self.link {

@@ -16,9 +16,10 @@ use crate::control::default_control_topic;
 use crate::error::{Error, ExitCode, Result};
 use crate::kafka_config::ConnectionSettings;
 use crate::producer::{produce, KeyMode, ProduceOptions};
-use crate::report::{self, OutputFormat, Verdict};
+use crate::report::{self, OutputFormat};
 use crate::status::Status;
 use crate::topic::TopicSpec;
+use crate::verdict::Verdict;
 use crate::verify::{verify, VerifyOptions};
 
 const TOPIC: &str = "kafka-test-app-demo";

@@ -17,6 +17,9 @@ pub enum ExitCode {
     Fail = 1,
     /// Usage, connection or authentication error: nothing was tested.
     Usage = 2,
+    /// Nothing was found wrong, but not everything could be judged: a producer run did not
+    /// finish, a consumer stopped before the end of its partitions or was never assigned any.
+    Incomplete = 3,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

@@ -10,6 +10,14 @@
 //! shortest round-trip `repr` of `datetime.now().timestamp()` (whole seconds plus microseconds),
 //! and strings escaped as `json.dumps` does by default (`ensure_ascii=True`). [`EventEncoder`]
 //! writes that byte for byte into a reused buffer, without allocating per event.
+//!
+//! **Identity travels in the body.** The original's `_id` is a random UUID; ours is still 32
+//! lowercase hex digits, but derived from the producer run and `n` ([`derived_id`]): the first 16
+//! digits are the run's [`RunKey`], the last 16 a bijective mix of the key and `n`. So a reader
+//! recognises an event of a run from its value alone ([`run_of`]), whatever happened to its
+//! record headers (a mirror that drops them, a job that republishes values): a byte copy is a
+//! duplicate of that run's event, not a new one. A random `_id` matches the mix with probability
+//! 2^-64, so the original client's events and other writers' stay *foreign*.
 
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -50,6 +58,45 @@ pub fn write_python_json_string(out: &mut Vec<u8>, value: &str) {
         }
     }
     out.push(b'"');
+}
+
+/// A producer run as it is named inside event bodies: the first 64 bits (16 hex digits) of its
+/// run id. Run ids are random UUIDs, so keys of distinct runs collide with probability 2^-64.
+pub type RunKey = u64;
+
+/// The key of a run id as this tool writes them (32 hex digits: the first 16 are the key). Any
+/// other string (a hand-made header, say) gets a stable hash of itself.
+pub fn run_key(run_id: &str) -> RunKey {
+    run_id
+        .get(..16)
+        .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = rustc_hash::FxHasher::default();
+            run_id.hash(&mut hasher);
+            hasher.finish()
+        })
+}
+
+/// splitmix64's finaliser: a bijection on 64 bits that spreads every input bit.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The `_id` of event `n` of the run `key`: the key, then `mix(key ^ n)`.
+pub fn derived_id(key: RunKey, n: u64) -> uuid::Uuid {
+    uuid::Uuid::from_u64_pair(key, mix(key ^ n))
+}
+
+/// The run an event belongs to, if its `_id` is the one [`derived_id`] gives for its `n`; `None`
+/// for any other `_id` (the original client's random ones).
+pub fn run_of(id: &str, n: u64) -> Option<RunKey> {
+    let value = u128::from_str_radix(id, 16).ok()?;
+    let (key, low) = ((value >> 64) as u64, value as u64);
+    (id.len() == 32 && low == mix(key ^ n)).then_some(key)
 }
 
 /// Writes events for one origin into a buffer it reuses, so producing allocates nothing per event.
@@ -94,9 +141,9 @@ impl EventEncoder {
         buf
     }
 
-    /// Encodes event number `n` stamped now with a fresh random `_id`, like the original.
-    pub fn encode_now(&mut self, n: u64) -> &[u8] {
-        self.encode(python_timestamp(SystemTime::now()), uuid::Uuid::new_v4(), n)
+    /// Encodes event number `n` of run `key`, stamped now, with its [`derived_id`].
+    pub fn encode_now(&mut self, key: RunKey, n: u64) -> &[u8] {
+        self.encode(python_timestamp(SystemTime::now()), derived_id(key, n), n)
     }
 }
 
@@ -379,6 +426,25 @@ mod tests {
                 (None, _) => {}
             }
         }
+    }
+
+    #[test]
+    fn derived_ids_name_their_run_and_random_ones_do_not() {
+        let key = run_key("339e0f352b4843bfa0d512b796019a92");
+        assert_eq!(key, 0x339e_0f35_2b48_43bf);
+        for n in [0, 1, 121, u64::MAX] {
+            let id = derived_id(key, n).simple().to_string();
+            assert_eq!(id.len(), 32);
+            assert!(id.starts_with("339e0f352b4843bf"), "{id}");
+            assert_eq!(run_of(&id, n), Some(key));
+            // The same _id with another n is not that run's event.
+            assert_eq!(run_of(&id, n.wrapping_add(1)), None);
+        }
+        assert_eq!(run_of(ID, 121), None);
+        assert_eq!(run_of("not hex", 1), None);
+        // A key always exists, even for a run id this tool did not write.
+        assert_eq!(run_key("run-1"), run_key("run-1"));
+        assert_ne!(run_key("run-1"), run_key("run-2"));
     }
 
     #[test]

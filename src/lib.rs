@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod event;
 pub mod http;
+pub mod judge;
 pub mod kafka_config;
 pub mod member;
 pub mod origin;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod status;
 pub mod tally;
 pub mod topic;
+pub mod verdict;
 pub mod verify;
 
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! A consumer's link to the control topic: it writes the member's reports (offsets consumed,
-//! counts by origin) for `verify --group`, and, for `--until-complete`, reads the producers' run
-//! reports to know when everything they acknowledged has been consumed.
+//! counts by origin) for `verify --group`, and reads the producers' run reports, which the
+//! consumer's verdict is judged against (and `--until-complete` waits on).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -12,12 +12,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::client_events::{ClientContext, ClientEvents};
 use crate::control::{
-    from_pairs, to_pairs, ControlRecord, MemberReport, PartitionOffsets, RunReport, RunState,
+    from_pairs, to_pairs, ControlRecord, MemberReport, PartitionOffsets, RunState,
 };
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
+use crate::event::run_key;
 use crate::ranges::RangeSet;
-use crate::tally::Tally;
+use crate::tally::{keep_latest, Reports, Tally};
 use crate::topic::partition_count;
 
 /// Offsets consumed, per partition.
@@ -30,10 +31,11 @@ pub struct ControlLink {
     group: String,
     member: String,
     writer: BaseProducer<ClientContext>,
-    /// Reads producer run reports; only for `--until-complete`.
-    reader: Option<BaseConsumer<ClientContext>>,
+    /// Reads producer run reports.
+    reader: BaseConsumer<ClientContext>,
     reader_assigned: bool,
-    runs: HashMap<String, RunReport>,
+    /// The latest report of every run of the data topic read so far.
+    runs: Reports,
 }
 
 impl ControlLink {
@@ -44,7 +46,6 @@ impl ControlLink {
         topic: &str,
         data_topic: &str,
         group: &str,
-        read_runs: bool,
     ) -> Result<Self> {
         let mut writer_config = config.clone();
         // A control topic nobody created yet must not hold reports back for minutes.
@@ -52,19 +53,13 @@ impl ControlLink {
         let writer = writer_config
             .create_with_context(ClientContext::new(events.clone()))
             .map_err(|e| Error::kafka("cannot create the control topic writer", e))?;
-        let reader = if read_runs {
-            let mut reader_config = config.clone();
-            reader_config
-                .set("group.id", "kafka-test-app-control-reader")
-                .set("enable.auto.commit", "false");
-            Some(
-                reader_config
-                    .create_with_context(ClientContext::new(events.clone()))
-                    .map_err(|e| Error::kafka("cannot create the control topic reader", e))?,
-            )
-        } else {
-            None
-        };
+        let mut reader_config = config.clone();
+        reader_config
+            .set("group.id", "kafka-test-app-control-reader")
+            .set("enable.auto.commit", "false");
+        let reader = reader_config
+            .create_with_context(ClientContext::new(events.clone()))
+            .map_err(|e| Error::kafka("cannot create the control topic reader", e))?;
         Ok(ControlLink {
             topic: topic.to_owned(),
             data_topic: data_topic.to_owned(),
@@ -73,7 +68,7 @@ impl ControlLink {
             writer,
             reader,
             reader_assigned: false,
-            runs: HashMap::new(),
+            runs: Reports::default(),
         })
     }
 
@@ -120,7 +115,7 @@ impl ControlLink {
 
     /// Reads the run reports written since the last call.
     pub fn refresh_runs(&mut self) {
-        let Some(reader) = &self.reader else { return };
+        let reader = &self.reader;
         if !self.reader_assigned {
             match partition_count(reader.client(), &self.topic, Duration::from_millis(200)) {
                 Some(partitions) if partitions > 0 => {
@@ -142,10 +137,15 @@ impl ControlLink {
                 message.payload().and_then(ControlRecord::parse)
             {
                 if run.topic == self.data_topic {
-                    self.runs.insert(run.run.clone(), run);
+                    keep_latest(&mut self.runs, run);
                 }
             }
         }
+    }
+
+    /// The latest report of every run read so far.
+    pub fn runs(&self) -> &Reports {
+        &self.runs
     }
 
     /// Whether every announced run has finished and all it acknowledged has been consumed.
@@ -156,7 +156,7 @@ impl ControlLink {
                 let seen = tally
                     .origins()
                     .get(&run.origin)
-                    .and_then(|o| o.runs().get(&run.run))
+                    .and_then(|o| o.run(run_key(&run.run)))
                     .map_or(0, |r| r.seen().overlap(&acked));
                 run.state == RunState::Finished && seen == acked.len()
             })

@@ -28,10 +28,11 @@ use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::progress::Progress;
 use crate::ranges::RangeSet;
 use crate::rate::Schedule;
-use crate::report::{LatencySummary, ProduceReport, Verdict};
+use crate::report::{LatencySummary, ProduceReport};
 use crate::status::{Status, PUBLISH_EVERY};
 use crate::tally::RUN_HEADER;
 use crate::topic::{ensure_topic, TopicSpec};
+use crate::verdict::Verdict;
 
 /// How events are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -294,6 +295,8 @@ impl Run<'_> {
         let mut encoder = EventEncoder::new(&options.origin);
         let key = options.origin.as_bytes();
         let run_id = self.run_id.clone();
+        // Every event's _id names this run (see event::derived_id).
+        let run_key = event::run_key(&run_id);
         self.write_run_report(RunState::Running);
 
         while self.sent < limit && !shutdown.is_cancelled() {
@@ -314,7 +317,7 @@ impl Run<'_> {
                 now - self.start
             };
             let opaque = (base_us + scheduled.as_micros() as u64) as usize;
-            let payload = encoder.encode_now(self.sent);
+            let payload = encoder.encode_now(run_key, self.sent);
             let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
                 key: RUN_HEADER,
                 value: Some(run_id.as_bytes()),

@@ -84,6 +84,21 @@ impl RangeSet {
         self.ranges.values().next_back().copied().unwrap_or(0)
     }
 
+    /// The smallest value, if any.
+    pub fn start(&self) -> Option<u64> {
+        self.ranges.keys().next().copied()
+    }
+
+    /// How many values are at or above `from`.
+    pub fn count_from(&self, from: u64) -> u64 {
+        self.ranges
+            .range(..)
+            .rev()
+            .take_while(|(_, &e)| e > from)
+            .map(|(&s, &e)| e - s.max(from))
+            .sum()
+    }
+
     /// Number of stored ranges (what memory grows with).
     pub fn range_count(&self) -> usize {
         self.ranges.len()
@@ -158,6 +173,16 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_and_count_from() {
+        let mut set = RangeSet::new();
+        assert_eq!((set.start(), set.count_from(0)), (None, 0));
+        set.insert_range(3..5);
+        set.insert_range(8..12);
+        assert_eq!(set.start(), Some(3));
+        assert_eq!([0, 4, 5, 9, 12].map(|f| set.count_from(f)), [6, 5, 4, 3, 0]);
+    }
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 

@@ -4,10 +4,12 @@
 //! (`|origin|count|`, cells right-aligned), but prints origins in full so they can be matched
 //! against a Spark table's truncated ones.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
+
+use crate::judge::ConsumeReport;
+use crate::verdict::{verdict_text, Findings, Verdict};
 
 /// `--output` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -19,28 +21,8 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Pass or fail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Verdict {
-    /// Everything checked out.
-    Pass,
-    /// Something was lost, duplicated, reordered, or not delivered.
-    Fail,
-}
-
-impl Verdict {
-    /// The exit code for this verdict.
-    pub fn exit_code(self) -> crate::ExitCode {
-        match self {
-            Verdict::Pass => crate::ExitCode::Pass,
-            Verdict::Fail => crate::ExitCode::Fail,
-        }
-    }
-}
-
 /// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct LatencySummary {
     /// Median.
     pub p50: f64,
@@ -50,43 +32,6 @@ pub struct LatencySummary {
     pub p999: f64,
     /// Largest observed.
     pub max: f64,
-}
-
-/// What a consumer saw of one origin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OriginReport {
-    /// Events counted, duplicates included (what `groupBy("origin").count()` gives).
-    pub count: u64,
-    /// Events whose `n` had already been seen.
-    pub duplicates: u64,
-    /// `n` values below the highest seen that never arrived.
-    pub missing: u64,
-    /// Events that arrived on a partition after a higher `n` of the same origin.
-    pub out_of_order: u64,
-    /// End-to-end latency: consume time minus the event's `timestamp`.
-    pub latency_ms: LatencySummary,
-}
-
-/// A consumer's final report.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ConsumeReport {
-    /// Valid events consumed.
-    pub consumed: u64,
-    /// Records that were not events.
-    pub malformed: u64,
-    /// The verdict.
-    pub verdict: Verdict,
-    /// Why the verdict is `fail` (empty on pass).
-    pub reasons: Vec<String>,
-    /// `--expect`, if given.
-    pub expected: Option<u64>,
-    /// Seconds from start to report.
-    pub elapsed_s: f64,
-    /// The consumer read only some partitions (a group shared them): `missing` counts the other
-    /// members' events too and is not judged; `verify` gives the fleet verdict.
-    pub partial_assignment: bool,
-    /// Per origin.
-    pub origins: BTreeMap<String, OriginReport>,
 }
 
 /// A producer's final report.
@@ -157,30 +102,46 @@ pub fn origin_table<'a>(rows: impl IntoIterator<Item = (&'a str, u64)>) -> Strin
 
 /// A consumer report as text: the table, then the details and the verdict.
 pub fn consume_text(report: &ConsumeReport) -> String {
-    let mut text = origin_table(report.origins.iter().map(|(o, r)| (o.as_str(), r.count)));
+    let mut text = origin_table(
+        report
+            .origins
+            .iter()
+            .map(|(o, r)| (o.as_str(), r.verdict.count)),
+    );
     for (origin, r) in &report.origins {
         let l = &r.latency_ms;
         let _ = writeln!(
             text,
-            "{origin}: count {}, missing {}, duplicates {}, out of order {}, latency ms p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
-            r.count, r.missing, r.duplicates, r.out_of_order, l.p50, l.p99, l.p999, l.max
+            "{origin}: count {}, {}, latency ms p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            r.verdict.count,
+            r.verdict.anomalies.summary(),
+            l.p50,
+            l.p99,
+            l.p999,
+            l.max
         );
     }
     let _ = writeln!(
         text,
-        "consumed {} events ({} malformed records skipped) in {:.2} s",
-        report.consumed, report.malformed, report.elapsed_s
+        "consumed {} events ({} malformed records skipped) in {:.2} s: {}",
+        report.consumed,
+        report.malformed,
+        report.elapsed_s,
+        report.accounting.sum_line()
     );
-    text.push_str(&verdict_line(report.verdict, &report.reasons));
+    text.push_str(&verdict_text(report.verdict, &report.findings));
     text
 }
 
-/// `verdict: PASS`, or `verdict: FAIL (reason; reason)`, with a newline.
-pub fn verdict_line(verdict: Verdict, reasons: &[String]) -> String {
-    match verdict {
-        Verdict::Pass => "verdict: PASS\n".to_owned(),
-        Verdict::Fail => format!("verdict: FAIL ({})\n", reasons.join("; ")),
+/// Why a producer run fails: deliveries that failed.
+pub fn produce_findings(report: &ProduceReport) -> Findings {
+    let mut findings = Findings::default();
+    if report.failed > 0 {
+        findings
+            .reasons
+            .push(format!("{} deliveries failed", report.failed));
     }
+    findings
 }
 
 /// A producer report as text.
@@ -202,7 +163,7 @@ pub fn produce_text(report: &ProduceReport) -> String {
         l.p99,
         l.p999,
         l.max,
-        verdict_line(report.verdict, &[format!("{} deliveries failed", report.failed)])
+        verdict_text(report.verdict, &produce_findings(report))
     )
 }
 
@@ -225,39 +186,5 @@ mod tests {
              |kafka-test-app-0 (10.1.29.185)| 1038|\n\
              +------------------------------+-----+\n"
         );
-    }
-
-    #[test]
-    fn json_uses_the_documented_keys() {
-        let report = ConsumeReport {
-            consumed: 2,
-            malformed: 1,
-            verdict: Verdict::Pass,
-            reasons: vec![],
-            expected: Some(2),
-            elapsed_s: 0.5,
-            partial_assignment: false,
-            origins: BTreeMap::from([(
-                "a".to_owned(),
-                OriginReport {
-                    count: 2,
-                    duplicates: 0,
-                    missing: 0,
-                    out_of_order: 0,
-                    latency_ms: LatencySummary {
-                        p50: 1.0,
-                        p99: 2.0,
-                        p999: 3.0,
-                        max: 4.0,
-                    },
-                },
-            )]),
-        };
-        let json: serde_json::Value = serde_json::from_str(&to_json(&report)).unwrap();
-        assert_eq!(json["consumed"], 2);
-        assert_eq!(json["malformed"], 1);
-        assert_eq!(json["verdict"], "pass");
-        assert_eq!(json["origins"]["a"]["count"], 2);
-        assert_eq!(json["origins"]["a"]["latency_ms"]["p999"], 3.0);
     }
 }

@@ -14,7 +14,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
-use crate::report::{ConsumeReport, ProduceReport, Verdict};
+use crate::judge::{ConsumeReport, OriginReport};
+use crate::report::ProduceReport;
+use crate::verdict::Verdict;
 
 /// How often a running producer or consumer refreshes its published status.
 pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
@@ -68,7 +70,7 @@ enum Latest {
     #[default]
     Starting,
     Produce(ProduceReport),
-    Consume(ConsumeReport, LatencyBuckets),
+    Consume(Box<ConsumeReport>, LatencyBuckets),
 }
 
 /// Shared between the running producer or consumer and the HTTP endpoint.
@@ -102,7 +104,7 @@ impl Status {
 
     /// Publishes a consumer's report and latency buckets.
     pub fn publish_consume(&self, report: ConsumeReport, latency: LatencyBuckets) {
-        *self.latest.lock().expect("lock") = Latest::Consume(report, latency);
+        *self.latest.lock().expect("lock") = Latest::Consume(Box::new(report), latency);
     }
 
     /// The latest report as JSON, or `None` before the first one.
@@ -137,7 +139,7 @@ fn per_origin(
     help: &str,
     metric_type: MetricType,
     report: &ConsumeReport,
-    value: impl Fn(&crate::report::OriginReport) -> u64,
+    value: impl Fn(&OriginReport) -> u64,
 ) -> std::fmt::Result {
     let mut family = encoder.encode_descriptor(name, help, None, metric_type)?;
     for (origin, r) in &report.origins {
@@ -202,32 +204,25 @@ impl Collector for Status {
                     "Valid events consumed",
                     MetricType::Counter,
                     &r,
-                    |o| o.count,
+                    |o| o.verdict.count,
                 )?;
-                per_origin(
-                    &mut encoder,
-                    "kta_events_duplicate",
-                    "Events whose origin and n were seen before",
-                    MetricType::Counter,
-                    &r,
-                    |o| o.duplicates,
-                )?;
-                per_origin(
-                    &mut encoder,
-                    "kta_events_out_of_order",
-                    "Events behind a higher n on their partition",
-                    MetricType::Counter,
-                    &r,
-                    |o| o.out_of_order,
-                )?;
-                per_origin(
-                    &mut encoder,
-                    "kta_events_missing",
-                    "Sequence numbers below the highest seen that never arrived",
-                    MetricType::Gauge,
-                    &r,
-                    |o| o.missing,
-                )?;
+                // One gauge per anomaly class, named after its JSON key.
+                for (key, _, words, _) in crate::verdict::Anomalies::default().classes() {
+                    per_origin(
+                        &mut encoder,
+                        &format!("kta_events_{key}"),
+                        &format!("Events counted as {words}"),
+                        MetricType::Gauge,
+                        &r,
+                        |o| {
+                            o.verdict
+                                .anomalies
+                                .classes()
+                                .find(|c| c.0 == key)
+                                .map_or(0, |c| c.3)
+                        },
+                    )?;
+                }
                 counter(
                     &mut encoder,
                     "kta_records_malformed",

@@ -14,14 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::against::{self, Comparison, Match};
 use crate::consumer::run_id;
-use crate::control::{from_pairs, ControlRecord, MemberReport, RunReport, RunState};
+use crate::control::{from_pairs, ControlRecord, MemberReport};
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
+use crate::judge;
 use crate::kafka_config::ConnectionSettings;
 use crate::ranges::RangeSet;
 use crate::reader::read_to_end;
-use crate::report::{origin_table, verdict_line, OutputFormat, Verdict};
-use crate::tally::{RunTally, Tally};
+use crate::report::{origin_table, OutputFormat};
+use crate::tally::{keep_latest, OriginVerdict, Reports, Tally};
+use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdict};
 
 /// What `verify` does.
 #[derive(Debug, Clone)]
@@ -36,48 +38,6 @@ pub struct VerifyOptions {
     pub group: Option<String>,
     /// Report format.
     pub output: OutputFormat,
-}
-
-/// One producer run, expected versus seen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunVerdict {
-    /// `running`, `finished`, or `unreported` (events seen, but no report: a run without
-    /// reports, or events from another client).
-    pub state: String,
-    /// Events the run reported acknowledged.
-    pub expected: Option<u64>,
-    /// Events of this run on the topic (duplicates included).
-    pub count: u64,
-    /// Acknowledged but never seen: real loss. For unreported runs: gaps below the highest `n`.
-    pub missing: u64,
-    /// Events whose `n` was seen before.
-    pub duplicates: u64,
-    /// Seen although the producer saw their delivery fail (e.g. a timeout).
-    pub unacked_seen: u64,
-    /// Seen but neither acknowledged nor failed in the last report (sent after it: a producer
-    /// killed before reporting again).
-    pub unreported_seen: u64,
-    /// Events behind a higher `n` of the run on their partition.
-    pub out_of_order: u64,
-}
-
-/// One origin: its runs added up.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct OriginVerdict {
-    /// Events on the topic (duplicates included): what an aggregation job counts.
-    pub count: u64,
-    /// Events acknowledged by its runs (reported runs only).
-    pub expected: u64,
-    /// Sum over runs.
-    pub missing: u64,
-    /// Sum over runs.
-    pub duplicates: u64,
-    /// Sum over runs.
-    pub unacked_seen: u64,
-    /// Sum over runs.
-    pub out_of_order: u64,
-    /// Per run id (`""` for events without one).
-    pub runs: BTreeMap<String, RunVerdict>,
 }
 
 /// The aggregation job comparison.
@@ -114,14 +74,20 @@ pub struct VerifyReport {
     pub topic: String,
     /// Control topic.
     pub control_topic: String,
-    /// Pass or fail.
+    /// Pass, fail or incomplete.
     pub verdict: Verdict,
-    /// Why it failed.
-    pub reasons: Vec<String>,
+    /// Why: failures, what could not be judged, notes.
+    #[serde(flatten)]
+    pub findings: Findings,
     /// Events on the data topic.
     pub consumed: u64,
     /// Records on the data topic that are not events.
     pub malformed: u64,
+    /// Every anomaly class, summed over origins.
+    #[serde(flatten)]
+    pub anomalies: Anomalies,
+    /// Where every event went.
+    pub accounting: Accounting,
     /// Per origin.
     pub origins: BTreeMap<String, OriginVerdict>,
     /// The aggregation job comparison, with `--against`.
@@ -130,79 +96,27 @@ pub struct VerifyReport {
     pub group: Option<GroupVerdict>,
 }
 
-/// Runs `verify`. Must be called from a blocking thread.
+/// Runs `verify`: read the control topic, read the data topic, judge, then the group and the
+/// aggregation job. Must be called from a blocking thread.
 pub fn verify(
     settings: &ConnectionSettings,
     options: &VerifyOptions,
     shutdown: &CancellationToken,
 ) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
-
-    let mut reports: HashMap<String, RunReport> = HashMap::new();
-    let mut members: HashMap<String, MemberReport> = HashMap::new();
-    let control_found =
-        read_to_end(
-            settings,
-            &options.control_topic,
-            shutdown,
-            |message| match message.payload().and_then(ControlRecord::parse) {
-                Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
-                    let (run, updated) = (report.run.clone(), report.updated);
-                    keep_latest(&mut reports, run, report, updated, |r| r.updated);
-                }
-                Some(ControlRecord::ConsumerMember(member))
-                    if member.topic == options.topic
-                        && options.group.as_ref() == Some(&member.group) =>
-                {
-                    let (id, updated) = (member.member.clone(), member.updated);
-                    keep_latest(&mut members, id, member, updated, |m| m.updated);
-                }
-                _ => {}
-            },
-        )?;
-    if !control_found {
-        tracing::warn!(
-            control_topic = %options.control_topic,
-            "no control topic: no run reports, so loss at the tail of a run cannot be seen"
-        );
-    }
-
-    let mut tally = Tally::new();
-    let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
-    let now = python_timestamp(SystemTime::now());
-    let data_found = read_to_end(settings, &options.topic, shutdown, |message| {
-        tally.record(message.payload(), run_id(message), message.partition(), now);
-        if let Ok(offset) = u64::try_from(message.offset()) {
-            offsets
-                .entry(message.partition())
-                .or_default()
-                .insert(offset);
-        }
-    })?;
-    if !data_found {
-        return Err(Error::TopicMissing {
-            topic: options.topic.clone(),
-            waited: settings.connect_timeout,
-        });
-    }
-    let mut report = judge(&options.topic, &options.control_topic, &tally, &reports);
+    let (reports, members) = read_control(settings, options, shutdown)?;
+    let (tally, offsets) = read_data(settings, options, shutdown)?;
+    let mut report = judge(
+        &options.topic,
+        &options.control_topic,
+        &tally,
+        &reports,
+        &offsets,
+    );
     if let Some(group) = &options.group {
         let verdict = judge_group(group, &members, &offsets);
-        if verdict.members == 0 {
-            report.reasons.push(format!(
-                "no member of consumer group {group} reported on {}",
-                options.control_topic
-            ));
-        } else if verdict.unconsumed > 0 {
-            report.reasons.push(format!(
-                "consumer group {group} did not consume {} records of {}",
-                verdict.unconsumed, options.topic
-            ));
-        }
+        group_findings(&verdict, options, &mut report.findings);
         report.group = Some(verdict);
-        if !report.reasons.is_empty() {
-            report.verdict = Verdict::Fail;
-        }
     }
     if let Some(rows) = job {
         let seen = report
@@ -211,160 +125,156 @@ pub fn verify(
             .map(|(origin, o)| (origin.clone(), o.count))
             .collect();
         let (rows, unlisted) = against::compare(&rows, &seen);
-        for row in &rows {
-            let reason = match (row.result, &row.origin) {
-                (Match::Equal, _) => continue,
-                (Match::Differs, Some(origin)) => format!(
-                    "aggregation job counts {} for {origin}, the topic has {} ({:+})",
-                    row.job_count,
-                    row.seen.unwrap_or(0),
-                    row.difference.unwrap_or(0)
-                ),
-                (Match::Ambiguous, _) => format!(
-                    "aggregation job row '{}' fits several origins: {}",
-                    row.job_origin,
-                    row.candidates.join(", ")
-                ),
-                _ => format!(
-                    "aggregation job row '{}' matches no origin on the topic",
-                    row.job_origin
-                ),
-            };
-            report.reasons.push(reason);
-        }
-        for origin in &unlisted {
-            report
-                .reasons
-                .push(format!("aggregation job has no row for {origin}"));
-        }
+        against_findings(&rows, &unlisted, &mut report.findings);
         report.against = Some(AgainstReport { rows, unlisted });
-        if !report.reasons.is_empty() {
-            report.verdict = Verdict::Fail;
-        }
     }
+    report.verdict = report.findings.verdict();
     Ok(report)
 }
 
-/// Keeps the most recent report per key (a control topic may hold several per run or member).
-fn keep_latest<T>(
-    map: &mut HashMap<String, T>,
-    key: String,
-    value: T,
-    updated: f64,
-    updated_of: fn(&T) -> f64,
-) {
-    if map
-        .get(&key)
-        .is_none_or(|known| updated_of(known) <= updated)
-    {
-        map.insert(key, value);
+/// Every run's latest report and every member's of `--group`, from the control topic. Read
+/// before the data topic, so every event a report calls acknowledged is on the topic by then.
+fn read_control(
+    settings: &ConnectionSettings,
+    options: &VerifyOptions,
+    shutdown: &CancellationToken,
+) -> Result<(Reports, HashMap<String, MemberReport>)> {
+    let mut reports = Reports::default();
+    let mut members: HashMap<String, MemberReport> = HashMap::new();
+    let found = read_to_end(
+        settings,
+        &options.control_topic,
+        shutdown,
+        |message| match message.payload().and_then(ControlRecord::parse) {
+            Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
+                keep_latest(&mut reports, report);
+            }
+            Some(ControlRecord::ConsumerMember(member))
+                if member.topic == options.topic
+                    && options.group.as_ref() == Some(&member.group) =>
+            {
+                let newer = members
+                    .get(&member.member)
+                    .is_none_or(|known| known.updated <= member.updated);
+                if newer {
+                    members.insert(member.member.clone(), member);
+                }
+            }
+            _ => {}
+        },
+    )?;
+    if !found {
+        tracing::warn!(
+            control_topic = %options.control_topic,
+            "no control topic: no run reports, so loss at the tail of a run cannot be seen"
+        );
+    }
+    Ok((reports, members))
+}
+
+/// The data topic from its first offset to its end: the tally and the offsets read.
+fn read_data(
+    settings: &ConnectionSettings,
+    options: &VerifyOptions,
+    shutdown: &CancellationToken,
+) -> Result<(Tally, BTreeMap<i32, RangeSet>)> {
+    let mut tally = Tally::new();
+    let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
+    let now = python_timestamp(SystemTime::now());
+    let found = read_to_end(settings, &options.topic, shutdown, |message| {
+        tally.record(message.payload(), run_id(message), message.partition(), now);
+        if let Ok(offset) = u64::try_from(message.offset()) {
+            offsets
+                .entry(message.partition())
+                .or_default()
+                .insert(offset);
+        }
+    })?;
+    if !found {
+        return Err(Error::TopicMissing {
+            topic: options.topic.clone(),
+            waited: settings.connect_timeout,
+        });
+    }
+    Ok((tally, offsets))
+}
+
+/// Why the group's consumption fails, if it does.
+fn group_findings(verdict: &GroupVerdict, options: &VerifyOptions, findings: &mut Findings) {
+    if verdict.members == 0 {
+        findings.reasons.push(format!(
+            "no member of consumer group {} reported on {}",
+            verdict.group, options.control_topic
+        ));
+    } else if verdict.unconsumed > 0 {
+        findings.reasons.push(format!(
+            "consumer group {} did not consume {} records of {}",
+            verdict.group, verdict.unconsumed, options.topic
+        ));
     }
 }
 
-/// Compares what runs reported with what the topic holds.
+/// Why the aggregation job's answer fails, row by row.
+fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Findings) {
+    for row in rows {
+        let reason = match (row.result, &row.origin) {
+            (Match::Equal, _) => continue,
+            (Match::Differs, Some(origin)) => format!(
+                "aggregation job counts {} for {origin}, the topic has {} ({:+})",
+                row.job_count,
+                row.seen.unwrap_or(0),
+                row.difference.unwrap_or(0)
+            ),
+            (Match::Ambiguous, _) => format!(
+                "aggregation job row '{}' fits several origins: {}",
+                row.job_origin,
+                row.candidates.join(", ")
+            ),
+            _ => format!(
+                "aggregation job row '{}' matches no origin on the topic",
+                row.job_origin
+            ),
+        };
+        findings.reasons.push(reason);
+    }
+    for origin in unlisted {
+        findings
+            .reasons
+            .push(format!("aggregation job has no row for {origin}"));
+    }
+}
+
+/// Compares what runs reported with what the topic holds (`offsets`: what was read of each
+/// partition, from its first offset to its end).
 pub fn judge(
     topic: &str,
     control_topic: &str,
     tally: &Tally,
-    reports: &HashMap<String, RunReport>,
+    reports: &Reports,
+    offsets: &BTreeMap<i32, RangeSet>,
 ) -> VerifyReport {
-    let empty = RunTally::default();
-    let mut origins: BTreeMap<String, OriginVerdict> = BTreeMap::new();
-    // Every run seen on the topic, and every reported run (one whose events all vanished too).
-    let mut runs: Vec<(&str, &str, &RunTally)> = Vec::new();
-    for (origin, seen) in tally.origins() {
-        for (run, run_tally) in seen.runs() {
-            runs.push((origin, run, run_tally));
-        }
-    }
-    for report in reports.values() {
-        let seen = tally
-            .origins()
-            .get(&report.origin)
-            .is_some_and(|o| o.runs().contains_key(&report.run));
-        if !seen {
-            runs.push((&report.origin, &report.run, &empty));
-        }
-    }
-    for (origin, run, seen) in runs {
-        let verdict = match reports.get(run).filter(|r| r.origin == origin) {
-            Some(report) => {
-                let acked = from_pairs(&report.acked);
-                let failed = from_pairs(&report.failed);
-                let seen_acked = seen.seen().overlap(&acked);
-                let unacked_seen = seen.seen().overlap(&failed);
-                RunVerdict {
-                    state: match report.state {
-                        RunState::Running => "running".into(),
-                        RunState::Finished => "finished".into(),
-                    },
-                    expected: Some(acked.len()),
-                    count: seen.count(),
-                    missing: acked.len() - seen_acked,
-                    duplicates: seen.duplicates(),
-                    unacked_seen,
-                    unreported_seen: seen.seen().len() - seen_acked - unacked_seen,
-                    out_of_order: seen.out_of_order(),
-                }
-            }
-            None => RunVerdict {
-                state: "unreported".into(),
-                expected: None,
-                count: seen.count(),
-                missing: seen.gaps(),
-                duplicates: seen.duplicates(),
-                unacked_seen: 0,
-                unreported_seen: seen.seen().len(),
-                out_of_order: seen.out_of_order(),
-            },
-        };
-        let entry = origins
-            .entry(origin.to_owned())
-            .or_insert_with(|| OriginVerdict {
-                count: 0,
-                expected: 0,
-                missing: 0,
-                duplicates: 0,
-                unacked_seen: 0,
-                out_of_order: 0,
-                runs: BTreeMap::new(),
-            });
-        entry.count += verdict.count;
-        entry.expected += verdict.expected.unwrap_or(0);
-        entry.missing += verdict.missing;
-        entry.duplicates += verdict.duplicates;
-        entry.unacked_seen += verdict.unacked_seen;
-        entry.out_of_order += verdict.out_of_order;
-        entry.runs.insert(run.to_owned(), verdict);
-    }
-    let mut reasons = Vec::new();
+    let scope = Scope {
+        whole: true,
+        from_zero: offsets.values().all(|read| read.start() == Some(0)),
+    };
+    let origins = tally.judge(reports, scope);
+    let mut findings = Findings::default();
     if origins.is_empty() {
-        reasons.push(format!(
+        findings.reasons.push(format!(
             "nothing to verify: no events on {topic} and no run reports"
         ));
     }
-    for (origin, o) in &origins {
-        for (what, value) in [
-            ("missing (acknowledged, never seen)", o.missing),
-            ("duplicates", o.duplicates),
-            ("out of order", o.out_of_order),
-        ] {
-            if value > 0 {
-                reasons.push(format!("{origin}: {value} {what}"));
-            }
-        }
-    }
+    judge::origins(&origins, &mut findings);
+    let (anomalies, accounting) = judge::totals(&origins);
     VerifyReport {
         topic: topic.to_owned(),
         control_topic: control_topic.to_owned(),
-        verdict: if reasons.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
-        reasons,
+        verdict: findings.verdict(),
+        findings,
         consumed: tally.consumed(),
         malformed: tally.malformed(),
+        anomalies,
+        accounting,
         origins,
         against: None,
         group: None,
@@ -417,20 +327,19 @@ pub fn text(report: &VerifyReport) -> String {
     for (origin, o) in &report.origins {
         let _ = writeln!(
             text,
-            "{origin}: count {}, acked {}, missing {}, duplicates {}, unacked seen {}, out of order {}",
-            o.count, o.expected, o.missing, o.duplicates, o.unacked_seen, o.out_of_order
+            "{origin}: count {}, acked {}, {}",
+            o.count,
+            o.expected,
+            o.anomalies.summary()
         );
         for (run, r) in &o.runs {
-            let name = if run.is_empty() {
-                "(no run id)"
-            } else {
-                run.as_str()
-            };
             let expected = r.expected.map_or("-".to_owned(), |e| e.to_string());
             let _ = writeln!(
                 text,
-                "  run {name} [{}]: acked {expected}, seen {}, missing {}, duplicates {}, unacked seen {}, unreported seen {}, out of order {}",
-                r.state, r.count, r.missing, r.duplicates, r.unacked_seen, r.unreported_seen, r.out_of_order
+                "  run {run} [{}]: acked {expected}, seen {}, {}",
+                r.state,
+                r.count,
+                r.anomalies.summary()
             );
         }
     }
@@ -456,25 +365,36 @@ pub fn text(report: &VerifyReport) -> String {
     }
     let _ = writeln!(
         text,
-        "{} events on {} ({} malformed records skipped)",
-        report.consumed, report.topic, report.malformed
+        "{} events on {} ({} malformed records skipped): {}",
+        report.consumed,
+        report.topic,
+        report.malformed,
+        report.accounting.sum_line()
     );
-    text.push_str(&verdict_line(report.verdict, &report.reasons));
+    text.push_str(&verdict_text(report.verdict, &report.findings));
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::to_pairs;
-    use crate::event::EventEncoder;
+    use crate::control::{to_pairs, RunReport, RunState};
+    use crate::event::{derived_id, run_key, EventEncoder};
     use crate::ranges::RangeSet;
 
+    /// Run ids as the producer makes them (32 hex digits).
+    const R1: &str = "11111111111111111111111111111111";
+    const R2: &str = "22222222222222222222222222222222";
+
+    fn value(origin: &str, run: &str, n: u64) -> Vec<u8> {
+        EventEncoder::new(origin)
+            .encode(1.0, derived_id(run_key(run), n), n)
+            .to_vec()
+    }
+
     fn feed(tally: &mut Tally, origin: &str, run: &str, ns: impl IntoIterator<Item = u64>) {
-        let mut encoder = EventEncoder::new(origin);
         for n in ns {
-            let value = encoder.encode(1.0, uuid::Uuid::new_v4(), n).to_vec();
-            tally.record(Some(&value), Some(run.as_bytes()), 0, 2.0);
+            tally.record(Some(&value(origin, run, n)), Some(run.as_bytes()), 0, 2.0);
         }
     }
 
@@ -494,42 +414,41 @@ mod tests {
             acked: to_pairs(&acked_set),
             failed: to_pairs(&failed_set),
             started: 1.0,
-            updated: 2.0,
+            updated: 1_707_128_717.0,
         }
     }
 
-    fn reports(list: Vec<RunReport>) -> HashMap<String, RunReport> {
-        list.into_iter().map(|r| (r.run.clone(), r)).collect()
+    fn reports(list: Vec<RunReport>) -> Reports {
+        let mut reports = Reports::default();
+        list.into_iter().for_each(|r| keep_latest(&mut reports, r));
+        reports
+    }
+
+    /// Judges as `verify` does after reading every partition from offset 0.
+    fn judge_all(tally: &Tally, reports: &Reports) -> VerifyReport {
+        let mut read = RangeSet::new();
+        read.insert_range(0..tally.consumed() + tally.malformed());
+        judge("t", "c", tally, reports, &BTreeMap::from([(0, read)]))
     }
 
     #[test]
-    fn tail_loss_is_missing_and_fails() {
+    fn tail_loss_is_lost_and_fails() {
         let mut tally = Tally::new();
-        feed(&mut tally, "a", "r1", 0..90);
-        let verdict = judge(
-            "t",
-            "c",
-            &tally,
-            &reports(vec![report("a", "r1", 0..100, &[])]),
-        );
-        assert_eq!(verdict.origins["a"].missing, 10);
+        feed(&mut tally, "a", R1, 0..90);
+        let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..100, &[])]));
+        assert_eq!(verdict.origins["a"].anomalies.lost, 10);
         assert_eq!(verdict.verdict, Verdict::Fail);
         assert_eq!(
-            verdict.reasons,
-            vec!["a: 10 missing (acknowledged, never seen)"]
+            verdict.findings.reasons,
+            vec!["a: 10 lost (acknowledged, never seen)"]
         );
     }
 
     #[test]
     fn a_run_whose_every_event_was_lost_is_seen() {
         let tally = Tally::new();
-        let verdict = judge(
-            "t",
-            "c",
-            &tally,
-            &reports(vec![report("ghost", "r9", 0..50, &[])]),
-        );
-        assert_eq!(verdict.origins["ghost"].missing, 50);
+        let verdict = judge_all(&tally, &reports(vec![report("ghost", R1, 0..50, &[])]));
+        assert_eq!(verdict.origins["ghost"].anomalies.lost, 50);
         assert_eq!(verdict.origins["ghost"].count, 0);
         assert_eq!(verdict.verdict, Verdict::Fail);
     }
@@ -537,25 +456,133 @@ mod tests {
     #[test]
     fn restarts_under_one_origin_and_timeouts_that_arrived_are_no_failure() {
         let mut tally = Tally::new();
-        // A killed run: its last report acked 0..40; 0..45 made it to the topic.
-        feed(&mut tally, "a", "r1", 0..45);
-        feed(&mut tally, "a", "r2", 0..30);
-        let mut killed = report("a", "r1", 0..40, &[]);
-        killed.state = RunState::Running;
-        // r2 saw a timeout for n = 29, which arrived anyway.
-        let verdict = judge(
-            "t",
-            "c",
+        // r1 finished with 0..45 acknowledged; r2 saw a timeout for n = 29, which arrived anyway.
+        feed(&mut tally, "a", R1, 0..45);
+        feed(&mut tally, "a", R2, 0..30);
+        let verdict = judge_all(
             &tally,
-            &reports(vec![killed, report("a", "r2", 0..29, &[29])]),
+            &reports(vec![
+                report("a", R1, 0..45, &[]),
+                report("a", R2, 0..29, &[29]),
+            ]),
         );
         let a = &verdict.origins["a"];
         assert_eq!(
-            (a.count, a.missing, a.duplicates, a.unacked_seen),
+            (
+                a.count,
+                a.anomalies.lost,
+                a.anomalies.duplicates,
+                a.anomalies.unacked_seen
+            ),
             (75, 0, 0, 1)
         );
-        assert_eq!(a.runs["r1"].unreported_seen, 5);
-        assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.reasons);
+        assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.findings);
+        assert_eq!(
+            verdict.findings.notes,
+            vec!["a: 1 unacked but seen (delivery failed, yet written)"]
+        );
+        assert_eq!(verdict.accounting.total(), 75);
+    }
+
+    /// Probe case 1: a byte copy of an event, republished without headers, is a duplicate of
+    /// that event, never a loss and never a new event.
+    #[test]
+    fn a_copy_without_headers_is_a_duplicate() {
+        for copied in [100, 0] {
+            let mut tally = Tally::new();
+            feed(&mut tally, "a", R1, 0..500);
+            tally.record(Some(&value("a", R1, copied)), None, 3, 2.0);
+            let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..500, &[])]));
+            let a = &verdict.origins["a"];
+            assert_eq!(
+                (
+                    a.count,
+                    a.expected,
+                    a.anomalies.lost,
+                    a.anomalies.duplicates
+                ),
+                (501, 500, 0, 1)
+            );
+            assert_eq!(verdict.verdict, Verdict::Fail);
+            assert_eq!(verdict.findings.reasons, vec!["a: 1 duplicate"]);
+        }
+    }
+
+    /// Probe case 2: events of an origin that never reported (the original client's) are
+    /// foreign: counted, never called acknowledged, never lost.
+    #[test]
+    fn foreign_events_are_counted_not_judged() {
+        for n in [0, 7] {
+            let mut tally = Tally::new();
+            feed(&mut tally, "a", R1, 0..10);
+            let original = EventEncoder::new("python-client (10.1.1.1)")
+                .encode(1.0, uuid::Uuid::new_v4(), n)
+                .to_vec();
+            tally.record(Some(&original), None, 0, 2.0);
+            let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..10, &[])]));
+            let p = &verdict.origins["python-client (10.1.1.1)"];
+            assert_eq!((p.count, p.expected, p.anomalies.lost), (1, 0, 0));
+            assert_eq!((p.anomalies.foreign, p.anomalies.foreign_gaps), (1, n));
+            assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.findings);
+            let mut notes = vec![
+                "python-client (10.1.1.1): 1 foreign (not from a run of this tool)".to_owned(),
+            ];
+            if n > 0 {
+                notes.push(format!(
+                    "python-client (10.1.1.1): {n} gaps in foreign events"
+                ));
+            }
+            assert_eq!(verdict.findings.notes, notes);
+        }
+    }
+
+    /// Probe case 3: an event of a finished run beyond what it says it sent fails.
+    #[test]
+    fn more_than_a_finished_run_sent_fails() {
+        let mut tally = Tally::new();
+        feed(&mut tally, "a", R1, 0..501);
+        let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..500, &[])]));
+        assert_eq!(verdict.origins["a"].anomalies.beyond_sent, 1);
+        assert_eq!(verdict.verdict, Verdict::Fail);
+        assert_eq!(
+            verdict.findings.reasons,
+            vec!["a: 1 more than the run sent"]
+        );
+    }
+
+    /// Probe case 6: a run whose last report says running (killed, or its final report never
+    /// delivered) is named, and the verdict is incomplete, not a pass.
+    #[test]
+    fn a_run_that_did_not_finish_is_named() {
+        let mut tally = Tally::new();
+        feed(&mut tally, "a", R1, 0..1358);
+        let mut killed = report("a", R1, 0..1300, &[]);
+        killed.state = RunState::Running;
+        killed.sent = 1330;
+        let verdict = judge_all(&tally, &reports(vec![killed]));
+        assert_eq!(verdict.verdict, Verdict::Incomplete);
+        assert_eq!(
+            verdict.findings.incomplete,
+            vec![format!(
+                "run {R1} of a did not finish: its last report (2024-02-05T10:25:17Z) says \
+                 running, 1300 acknowledged of 1330 sent; 58 events after it"
+            )]
+        );
+        assert_eq!(verdict.origins["a"].anomalies.unreported_tail, 58);
+        assert!(text(&verdict).ends_with(&format!(
+            "verdict: INCOMPLETE (run {R1} of a did not finish: its last report \
+             (2024-02-05T10:25:17Z) says running, 1300 acknowledged of 1330 sent; 58 events after it)\n"
+        )));
+    }
+
+    #[test]
+    fn an_older_report_never_replaces_a_newer_one() {
+        let mut newer = report("a", R1, 0..100, &[]);
+        newer.updated += 10.0;
+        let mut older = report("a", R1, 0..50, &[]);
+        older.state = RunState::Running;
+        let kept = reports(vec![newer.clone(), older]);
+        assert_eq!(kept[&run_key(R1)], newer);
     }
 
     fn member(name: &str, offsets: &[(i32, [u64; 2])]) -> MemberReport {
@@ -605,14 +632,9 @@ mod tests {
     #[test]
     fn duplicates_fail() {
         let mut tally = Tally::new();
-        feed(&mut tally, "a", "r1", (0..10).chain([4]));
-        let verdict = judge(
-            "t",
-            "c",
-            &tally,
-            &reports(vec![report("a", "r1", 0..10, &[])]),
-        );
-        assert_eq!(verdict.origins["a"].duplicates, 1);
+        feed(&mut tally, "a", R1, (0..10).chain([4]));
+        let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..10, &[])]));
+        assert_eq!(verdict.origins["a"].anomalies.duplicates, 1);
         assert_eq!(verdict.verdict, Verdict::Fail);
     }
 }

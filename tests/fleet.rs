@@ -51,7 +51,9 @@ fn write_events(producer: &BaseProducer, topic: &str, origin: &str, run: &str, n
             key: RUN_HEADER,
             value: Some(run),
         });
-        let value = encoder.encode_now(n).to_vec();
+        let value = encoder
+            .encode_now(kafka_test_app::event::run_key(run), n)
+            .to_vec();
         producer
             .send(
                 BaseRecord::<(), _>::to(topic)

@@ -1,0 +1,390 @@
+//! Judging: a [`Tally`] and the producer runs' reports become a verdict, for one consumer
+//! (`consume`) and for the whole fleet (`verify`).
+//!
+//! A consumer judges only what it could see ([`View`]): loss only when it read every partition
+//! from its first offset to an end past the reports it knows; after resuming from committed
+//! offsets, with part of the partitions, or stopped before the end, it still judges duplicates,
+//! order and events beyond what a run sent, and leaves loss to `verify --group`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::report::LatencySummary;
+use crate::tally::{OriginVerdict, Reports, Tally};
+use crate::verdict::{Accounting, Anomalies, Findings, Scope, Verdict};
+
+/// Files every origin's anomalies under their weight, and names each run that did not finish.
+pub fn origins(origins: &BTreeMap<String, OriginVerdict>, findings: &mut Findings) {
+    for (origin, o) in origins {
+        findings.anomalies(origin, &o.anomalies);
+        for (run, r) in o.runs.iter().filter(|(_, r)| r.state == "running") {
+            let when = r.last_report.map_or("-".to_owned(), rfc3339);
+            findings.incomplete.push(format!(
+                "run {run} of {origin} did not finish: its last report ({when}) says running, \
+                 {} acknowledged of {} sent; {} events after it",
+                r.expected.unwrap_or(0),
+                r.sent.unwrap_or(0),
+                r.anomalies.unreported_tail
+            ));
+        }
+    }
+}
+
+/// A time in seconds since the epoch, as RFC 3339 to the second.
+fn rfc3339(seconds: f64) -> String {
+    let time = UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// The anomalies and accounting of every origin added up.
+pub fn totals(origins: &BTreeMap<String, OriginVerdict>) -> (Anomalies, Accounting) {
+    let mut anomalies = Anomalies::default();
+    let mut accounting = Accounting::default();
+    for o in origins.values() {
+        anomalies.add(&o.anomalies);
+        accounting.add(&o.accounting);
+    }
+    (anomalies, accounting)
+}
+
+/// What one consumer could see of the topic when it stopped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct View {
+    /// Partitions were ever assigned to it.
+    pub assigned: bool,
+    /// It held only some partitions at some point (its group shared them).
+    pub partial: bool,
+    /// Partitions where it started above the partition's first offset (resumed from the group's
+    /// committed offsets).
+    pub resumed: Vec<i32>,
+    /// Every partition it read, it read from offset 0.
+    pub from_zero: bool,
+    /// Records between where it stopped and the end of each assigned partition; `None` when
+    /// the ends could not be read.
+    pub behind: Option<BTreeMap<i32, u64>>,
+    /// It stopped because `--expect` was reached.
+    pub at_expect: bool,
+    /// Records read again at an offset already read (after a rebalance), not counted twice.
+    pub redelivered: u64,
+    /// The consumer group, for the wording.
+    pub group: String,
+}
+
+impl View {
+    fn behind_total(&self) -> u64 {
+        self.behind.as_ref().map_or(0, |b| b.values().sum())
+    }
+
+    /// What may be judged from this view.
+    pub fn scope(&self) -> Scope {
+        let whole = self.assigned
+            && !self.partial
+            && self.resumed.is_empty()
+            && self.behind.is_some()
+            && self.behind_total() == 0;
+        Scope {
+            whole,
+            from_zero: whole && self.from_zero,
+        }
+    }
+}
+
+/// What a consumer saw of one origin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OriginReport {
+    /// Its runs judged (counts, anomalies, runs).
+    #[serde(flatten)]
+    pub verdict: OriginVerdict,
+    /// End-to-end latency: consume time minus the event's `timestamp` (events stamped in the
+    /// future left out).
+    pub latency_ms: LatencySummary,
+    /// How far ahead of the consumer's clock its events were stamped at most (0: none were).
+    pub clock_ahead_ms_max: f64,
+}
+
+/// A consumer's final (or running) report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConsumeReport {
+    /// Valid events consumed.
+    pub consumed: u64,
+    /// Records that were not events.
+    pub malformed: u64,
+    /// Records read again at an offset already read, not counted twice.
+    pub redelivered: u64,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why: failures, what could not be judged, notes.
+    #[serde(flatten)]
+    pub findings: Findings,
+    /// `--expect`, if given.
+    pub expected: Option<u64>,
+    /// Seconds from start to report.
+    pub elapsed_s: f64,
+    /// The consumer read only some partitions (a group shared them).
+    pub partial_assignment: bool,
+    /// Loss was judged: the consumer read every partition from its start to its end.
+    pub loss_judged: bool,
+    /// Records left between where it stopped and the end of its partitions.
+    pub behind: u64,
+    /// Every anomaly class, summed over origins.
+    #[serde(flatten)]
+    pub anomalies: Anomalies,
+    /// Where every event went.
+    pub accounting: Accounting,
+    /// Per origin.
+    pub origins: BTreeMap<String, OriginReport>,
+}
+
+/// Lists partitions as `0, 3, 4`.
+fn partition_list<'a>(partitions: impl IntoIterator<Item = &'a i32>) -> String {
+    let list: Vec<String> = partitions.into_iter().map(i32::to_string).collect();
+    list.join(", ")
+}
+
+/// Judges what one consumer saw.
+pub fn consume(
+    tally: &Tally,
+    reports: &Reports,
+    view: &View,
+    expected: Option<u64>,
+    elapsed_s: f64,
+) -> ConsumeReport {
+    let scope = view.scope();
+    let verdicts = tally.judge(reports, scope);
+    let mut findings = Findings::default();
+    origins(&verdicts, &mut findings);
+    let behind = view.behind_total();
+    if !view.assigned {
+        findings.incomplete.push(format!(
+            "no partitions were assigned to this consumer by group {} (the group coordinator \
+             may still be waiting out a previous member's session)",
+            view.group
+        ));
+    } else if verdicts.is_empty() && !view.partial && tally.consumed() == 0 {
+        findings.reasons.push("no events were consumed".to_owned());
+    }
+    if let Some(behind_by) = view.behind.as_ref().filter(|_| behind > 0) {
+        let at = partition_list(behind_by.iter().filter(|(_, &n)| n > 0).map(|(p, _)| p));
+        let line = format!("stopped {behind} records before the end of partitions {at}");
+        if view.at_expect {
+            findings.notes.push(format!("{line} (--expect reached)"));
+        } else {
+            findings.incomplete.push(line);
+        }
+    }
+    if view.behind.is_none() && view.assigned {
+        findings
+            .notes
+            .push("the ends of its partitions could not be read: loss not judged".to_owned());
+    }
+    if !view.resumed.is_empty() {
+        findings.notes.push(format!(
+            "resumed from committed offsets on partitions {}: loss is judged by `verify --group`",
+            partition_list(&view.resumed)
+        ));
+    }
+    if view.partial {
+        findings.notes.push(
+            "read only some partitions (its group shared them): loss is judged by `verify --group`"
+                .to_owned(),
+        );
+    }
+    if view.redelivered > 0 {
+        findings.notes.push(format!(
+            "{} records read again after a rebalance (not counted twice)",
+            view.redelivered
+        ));
+    }
+    if let Some(expected) = expected {
+        let consumed = tally.consumed();
+        if consumed < expected && view.assigned && behind == 0 {
+            findings
+                .reasons
+                .push(format!("expected {expected} events, consumed {consumed}"));
+        }
+    }
+    let (anomalies, accounting) = totals(&verdicts);
+    let origins = verdicts
+        .into_iter()
+        .map(|(origin, verdict)| {
+            let (latency_ms, clock_ahead_ms_max) = tally
+                .latency(&origin)
+                .unwrap_or((LatencySummary::default(), 0.0));
+            let report = OriginReport {
+                verdict,
+                latency_ms,
+                clock_ahead_ms_max,
+            };
+            (origin, report)
+        })
+        .collect();
+    ConsumeReport {
+        consumed: tally.consumed(),
+        malformed: tally.malformed(),
+        redelivered: view.redelivered,
+        verdict: findings.verdict(),
+        findings,
+        expected,
+        elapsed_s,
+        partial_assignment: view.partial,
+        loss_judged: scope.whole,
+        behind,
+        anomalies,
+        accounting,
+        origins,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::{to_pairs, RunReport, RunState};
+    use crate::event::{derived_id, run_key, EventEncoder};
+    use crate::ranges::RangeSet;
+    use crate::tally::keep_latest;
+
+    const RUN: &str = "5f0c6d3e9a8b4c1d8e7f6a5b4c3d2e1f";
+
+    /// A tally of `ns` of one run, and that run's finished report acknowledging `0..acked`.
+    fn seen_and_reported(ns: std::ops::Range<u64>, acked: u64) -> (Tally, Reports) {
+        let mut tally = Tally::new();
+        let mut encoder = EventEncoder::new("a");
+        for n in ns {
+            let value = encoder.encode(1.0, derived_id(run_key(RUN), n), n).to_vec();
+            tally.record(Some(&value), Some(RUN.as_bytes()), 0, 2.0);
+        }
+        let mut set = RangeSet::new();
+        set.insert_range(0..acked);
+        let mut reports = Reports::default();
+        keep_latest(
+            &mut reports,
+            RunReport {
+                run: RUN.into(),
+                origin: "a".into(),
+                topic: "t".into(),
+                state: RunState::Finished,
+                sent: acked,
+                acked: to_pairs(&set),
+                failed: vec![],
+                started: 1.0,
+                updated: 2.0,
+            },
+        );
+        (tally, reports)
+    }
+
+    fn whole_view() -> View {
+        View {
+            assigned: true,
+            from_zero: true,
+            behind: Some(BTreeMap::from([(0, 0)])),
+            group: "g1".into(),
+            ..View::default()
+        }
+    }
+
+    #[test]
+    fn a_whole_view_judges_loss() {
+        let (tally, reports) = seen_and_reported(0..1990, 2000);
+        let report = consume(&tally, &reports, &whole_view(), None, 1.0);
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(
+            report.findings.reasons,
+            vec!["a: 10 lost (acknowledged, never seen)"]
+        );
+        assert!(report.loss_judged);
+        let json: serde_json::Value =
+            serde_json::from_str(&crate::report::to_json(&report)).unwrap();
+        assert_eq!(json["lost"], 10);
+        assert_eq!(json["origins"]["a"]["lost"], 10);
+        assert_eq!(json["origins"]["a"]["count"], 1990);
+        assert_eq!(json["verdict"], "fail");
+    }
+
+    /// Probe case 4: a consumer restarted in its group resumes from the committed offsets; the
+    /// events before them were consumed by its earlier self, not lost.
+    #[test]
+    fn a_resumed_consumer_leaves_loss_to_verify_group() {
+        let (tally, reports) = seen_and_reported(1000..2000, 2000);
+        let view = View {
+            resumed: vec![0],
+            from_zero: false,
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &view, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+        assert_eq!(report.anomalies.lost, 0);
+        assert_eq!(
+            report.findings.notes,
+            vec!["resumed from committed offsets on partitions 0: loss is judged by `verify --group`"]
+        );
+    }
+
+    /// Probe case 5: stopping on idle before the end of the partitions is not loss.
+    #[test]
+    fn stopping_before_the_end_is_incomplete_not_loss() {
+        let (tally, reports) = seen_and_reported(0..5729, 30000);
+        let view = View {
+            behind: Some(BTreeMap::from([(0, 24271), (1, 0)])),
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &view, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        assert_eq!(report.anomalies.lost, 0);
+        assert_eq!(
+            report.findings.incomplete,
+            vec!["stopped 24271 records before the end of partitions 0"]
+        );
+        assert_eq!(crate::ExitCode::Incomplete as u8, 3);
+        assert_eq!(report.verdict.exit_code(), crate::ExitCode::Incomplete);
+    }
+
+    /// Probe case 5, after a consumer SIGKILL: a member that never got partitions says so.
+    #[test]
+    fn a_consumer_never_assigned_says_so() {
+        let view = View {
+            group: "relation-9-1".into(),
+            ..View::default()
+        };
+        let report = consume(&Tally::new(), &Reports::default(), &view, None, 60.0);
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        assert_eq!(
+            report.findings.incomplete,
+            vec![
+                "no partitions were assigned to this consumer by group relation-9-1 (the group \
+                  coordinator may still be waiting out a previous member's session)"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_consumed_from_a_whole_view_fails() {
+        let report = consume(&Tally::new(), &Reports::default(), &whole_view(), None, 1.0);
+        assert_eq!(report.findings.reasons, vec!["no events were consumed"]);
+        let short = consume(
+            &Tally::new(),
+            &Reports::default(),
+            &whole_view(),
+            Some(3),
+            1.0,
+        );
+        assert_eq!(
+            short.findings.reasons,
+            vec!["no events were consumed", "expected 3 events, consumed 0"]
+        );
+    }
+
+    #[test]
+    fn a_partial_assignment_does_not_judge_gaps() {
+        let (tally, reports) = seen_and_reported(0..5, 10);
+        let view = View {
+            partial: true,
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &view, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+        assert!(!report.loss_judged);
+    }
+}
