@@ -13,7 +13,7 @@ use crate::client_events::{ClientContext, ClientEvents};
 use crate::control::RunState;
 use crate::error::{Error, Result};
 use crate::event::python_timestamp;
-use crate::judge::{self, ConsumeReport, View};
+use crate::judge::{self, ConsumeReport, Ends, View};
 use crate::kafka_config::{client_config, ConnectionSettings};
 use crate::member::{ControlLink, Offsets};
 use crate::progress::Progress;
@@ -276,10 +276,7 @@ impl Reading<'_> {
             link.refresh_runs();
         }
         // While reading, the end is still ahead: loss is judged only in the final report.
-        let report = self.report(&View {
-            behind: None,
-            ..self.view.clone()
-        });
+        let report = self.report(&self.view);
         let partial = report.partial_assignment;
         self.progress.show(&format!(
             "consumed {}  origins {}  malformed {}  verdict so far: {:?}",
@@ -322,8 +319,8 @@ impl Reading<'_> {
     }
 
     /// Where this consumer stopped against where its partitions start and end: the partitions
-    /// it resumed on, and how far behind their ends it is (`None` when the cluster does not
-    /// answer within [`ENDS_TIMEOUT`]). Run reports read before this are covered by those ends.
+    /// it resumed on, and how far behind their ends it is ([`Ends::Unknown`] when the cluster
+    /// does not answer within [`ENDS_TIMEOUT`]). Run reports read before this are covered by those ends.
     fn ends(&mut self) {
         let topic = &self.options.topic;
         let deadline = Instant::now() + ENDS_TIMEOUT;
@@ -335,7 +332,7 @@ impl Reading<'_> {
         for element in assignment.elements_for_topic(topic) {
             let partition = element.partition();
             let Ok((low, high)) = self.consumer.fetch_watermarks(topic, partition, left()) else {
-                self.view.behind = None;
+                self.view.ends = Ends::Unknown;
                 return;
             };
             let offset_of = |list: &rdkafka::TopicPartitionList| {
@@ -356,7 +353,7 @@ impl Reading<'_> {
             behind.insert(partition, u64::try_from(high - at.max(low)).unwrap_or(0));
         }
         self.view.from_zero = self.offsets.values().all(|read| read.start() == Some(0));
-        self.view.behind = Some(behind);
+        self.view.ends = Ends::Behind(behind);
     }
 
     /// The final report; the last member report goes out too.

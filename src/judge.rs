@@ -49,6 +49,18 @@ pub fn totals(origins: &BTreeMap<String, OriginVerdict>) -> (Anomalies, Accounti
     (anomalies, accounting)
 }
 
+/// Where a consumer is against the ends of its partitions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Ends {
+    /// Still reading: the end is ahead, so loss is not judged yet.
+    #[default]
+    Reading,
+    /// Stopped, and the cluster did not say where the partitions end.
+    Unknown,
+    /// Stopped this many records before the end of each assigned partition.
+    Behind(BTreeMap<i32, u64>),
+}
+
 /// What one consumer could see of the topic when it stopped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct View {
@@ -61,9 +73,8 @@ pub struct View {
     pub resumed: Vec<i32>,
     /// Every partition it read, it read from offset 0.
     pub from_zero: bool,
-    /// Records between where it stopped and the end of each assigned partition; `None` when
-    /// the ends could not be read.
-    pub behind: Option<BTreeMap<i32, u64>>,
+    /// Where it is against the ends of its partitions.
+    pub ends: Ends,
     /// It stopped because `--expect` was reached.
     pub at_expect: bool,
     /// Records read again at an offset already read (after a rebalance), not counted twice.
@@ -74,7 +85,10 @@ pub struct View {
 
 impl View {
     fn behind_total(&self) -> u64 {
-        self.behind.as_ref().map_or(0, |b| b.values().sum())
+        match &self.ends {
+            Ends::Behind(by) => by.values().sum(),
+            _ => 0,
+        }
     }
 
     /// What may be judged from this view.
@@ -82,7 +96,7 @@ impl View {
         let whole = self.assigned
             && !self.partial
             && self.resumed.is_empty()
-            && self.behind.is_some()
+            && matches!(self.ends, Ends::Behind(_))
             && self.behind_total() == 0;
         Scope {
             whole,
@@ -165,19 +179,20 @@ pub fn consume(
     } else if verdicts.is_empty() && !view.partial && tally.consumed() == 0 {
         findings.reasons.push("no events were consumed".to_owned());
     }
-    if let Some(behind_by) = view.behind.as_ref().filter(|_| behind > 0) {
-        let at = partition_list(behind_by.iter().filter(|(_, &n)| n > 0).map(|(p, _)| p));
-        let line = format!("stopped {behind} records before the end of partitions {at}");
-        if view.at_expect {
-            findings.notes.push(format!("{line} (--expect reached)"));
-        } else {
-            findings.incomplete.push(line);
+    match &view.ends {
+        Ends::Behind(by) if behind > 0 => {
+            let at = partition_list(by.iter().filter(|(_, &n)| n > 0).map(|(p, _)| p));
+            let line = format!("stopped {behind} records before the end of partitions {at}");
+            if view.at_expect {
+                findings.notes.push(format!("{line} (--expect reached)"));
+            } else {
+                findings.incomplete.push(line);
+            }
         }
-    }
-    if view.behind.is_none() && view.assigned {
-        findings
-            .notes
-            .push("the ends of its partitions could not be read: loss not judged".to_owned());
+        Ends::Unknown if view.assigned => findings.incomplete.push(
+            "the cluster did not say where its partitions end, so loss was not judged".to_owned(),
+        ),
+        _ => {}
     }
     if !view.resumed.is_empty() {
         findings.notes.push(format!(
@@ -199,7 +214,11 @@ pub fn consume(
     }
     if let Some(expected) = expected {
         let consumed = tally.consumed();
-        if consumed < expected && view.assigned && behind == 0 {
+        if consumed < expected
+            && view.assigned
+            && matches!(view.ends, Ends::Behind(_))
+            && behind == 0
+        {
             findings
                 .reasons
                 .push(format!("expected {expected} events, consumed {consumed}"));
@@ -279,7 +298,7 @@ mod tests {
         View {
             assigned: true,
             from_zero: true,
-            behind: Some(BTreeMap::from([(0, 0)])),
+            ends: Ends::Behind(BTreeMap::from([(0, 0)])),
             group: "g1".into(),
             ..View::default()
         }
@@ -327,7 +346,7 @@ mod tests {
     fn stopping_before_the_end_is_incomplete_not_loss() {
         let (tally, reports) = seen_and_reported(0..5729, 30000);
         let view = View {
-            behind: Some(BTreeMap::from([(0, 24271), (1, 0)])),
+            ends: Ends::Behind(BTreeMap::from([(0, 24271), (1, 0)])),
             ..whole_view()
         };
         let report = consume(&tally, &reports, &view, None, 1.0);
@@ -357,6 +376,28 @@ mod tests {
                   coordinator may still be waiting out a previous member's session)"
             ]
         );
+    }
+
+    #[test]
+    fn unknown_ends_are_incomplete_and_reading_is_not_judged_yet() {
+        let (tally, reports) = seen_and_reported(0..5, 10);
+        let unknown = View {
+            ends: Ends::Unknown,
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &unknown, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        assert_eq!(
+            report.findings.incomplete,
+            vec!["the cluster did not say where its partitions end, so loss was not judged"]
+        );
+        let reading = View {
+            ends: Ends::Reading,
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &reading, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+        assert!(!report.loss_judged);
     }
 
     #[test]
