@@ -9,7 +9,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kafka_test_app::event::{decode, EventEncoder};
-use kafka_test_app::tally::Tally;
+use kafka_test_app::Tally;
 
 const BATCH: u64 = 100_000;
 const PARTITIONS: u64 = 5;

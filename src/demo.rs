@@ -11,16 +11,16 @@ use rdkafka::producer::DefaultProducerContext;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::consumer::{consume, ConsumeOptions};
-use crate::control::default_control_topic;
+use crate::consume::{consume, ConsumeOptions};
 use crate::error::{Error, ExitCode, Result};
-use crate::kafka_config::ConnectionSettings;
-use crate::producer::{produce, KeyMode, ProduceOptions};
+use crate::kafka::config::ConnectionSettings;
+use crate::kafka::topic::TopicSpec;
+use crate::live::status::Status;
+use crate::produce::{produce, KeyMode, ProduceOptions};
 use crate::report::{self, OutputFormat};
-use crate::status::Status;
-use crate::topic::TopicSpec;
 use crate::verdict::Verdict;
 use crate::verify::{verify, VerifyOptions};
+use crate::wire::control::default_control_topic;
 
 const TOPIC: &str = "kafka-test-app-demo";
 /// Events per producer: different counts so that the table shows each origin's own.
@@ -92,7 +92,7 @@ pub fn run(
         control_topic: Some(default_control_topic(TOPIC)),
         until_complete: false,
         topic: TOPIC.to_owned(),
-        group_id: crate::consumer::group_id("kafka-test-app-demo-"),
+        group_id: crate::consume::group_id("kafka-test-app-demo-"),
         expect: Some(EVENTS.iter().sum()),
         idle_timeout: Some(Duration::from_secs(30)),
         report_interval: Duration::from_secs(1),

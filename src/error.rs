@@ -3,7 +3,7 @@
 //! Every error a user can cause (bad option, unreachable broker, wrong credentials) is one
 //! [`Error`] whose `Display` is a single line saying what is wrong and what to check. Secrets never
 //! appear in these messages: they are built from settings that hold the password only inside
-//! [`crate::kafka_config::Secret`], which has no way to print itself.
+//! [`crate::kafka::config::Secret`], which has no way to print itself.
 
 use std::time::Duration;
 

@@ -5,41 +5,43 @@
 //! [`event`]s paced by [`rate`], [`consumer`] feeds what it reads into a [`tally`], and [`report`]
 //! prints the verdict. [`run`] ties them together for `main`.
 
-pub mod against;
-pub mod cli;
-pub mod client_events;
-pub mod consumer;
-pub mod control;
-pub mod demo;
-pub mod error;
-pub mod event;
-pub mod http;
-pub mod judge;
-pub mod kafka_config;
-pub mod member;
-pub mod origin;
-pub mod producer;
-pub mod progress;
-pub mod ranges;
-pub mod rate;
-pub mod reader;
-pub mod report;
-pub mod status;
-pub mod tally;
-pub mod topic;
-pub mod verdict;
-pub mod verify;
+mod cli;
+mod consume;
+mod demo;
+mod error;
+mod kafka;
+mod live;
+mod produce;
+mod report;
+mod tally;
+mod verdict;
+mod verify;
+mod wire;
+
+pub use cli::{Cli, LogFormat, Plan};
+pub use error::{Error, ExitCode, Result};
+pub use tally::Tally;
+pub use verdict::{Anomalies, Verdict};
+/// The wire contract, for other clients and tests: the event's bytes and identity, the run
+/// header, the control topic's records.
+pub use wire::{control, event, RUN_HEADER};
+
+/// What the integration tests need of the internals, and nothing else: a connection, a
+/// whole-topic reader, the origin this host stamps.
+pub mod testing {
+    pub use crate::kafka::config::ConnectionSettings;
+    pub use crate::kafka::reader::read_to_end;
+    pub use crate::produce::origin::detect as detect_origin;
+}
 
 use std::sync::Arc;
 
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-pub use error::{Error, ExitCode, Result};
-
-use cli::{Mode, Plan};
+use cli::Mode;
+use live::status::Status;
 use report::OutputFormat;
-use status::Status;
 
 /// Runs a plan to completion (or until `shutdown`), prints its final report on stdout, and
 /// returns the exit code its verdict calls for.
@@ -47,19 +49,19 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
     let handle = Handle::current();
     let status = Arc::new(Status::default());
     if let Some(addr) = plan.http_addr {
-        http::serve(addr, status.clone(), shutdown.clone()).await?;
+        live::http::serve(addr, status.clone(), shutdown.clone()).await?;
     }
     let blocking = move || -> Result<ExitCode> {
         match plan.mode {
             Mode::Produce(options, output) => {
                 let report =
-                    producer::produce(&handle, &plan.settings, &options, &status, &shutdown)?;
+                    produce::produce(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(output, &report, report::produce_text);
                 Ok(report.verdict.exit_code())
             }
             Mode::Consume(options) => {
                 let report =
-                    consumer::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
+                    consume::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(options.output, &report, report::consume_text);
                 Ok(report.verdict.exit_code())
             }

@@ -5,8 +5,7 @@ use std::process::ExitCode as ProcessExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use kafka_test_app::cli::{Cli, LogFormat};
-use kafka_test_app::{Error, ExitCode};
+use kafka_test_app::{Cli, Error, ExitCode, LogFormat};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ProcessExitCode {

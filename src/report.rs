@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::judge::ConsumeReport;
+use crate::tally::latency::LatencySummary;
+use crate::verdict::judge::ConsumeReport;
 use crate::verdict::{verdict_text, Findings, Verdict};
 
 /// `--output` formats.
@@ -19,19 +20,6 @@ pub enum OutputFormat {
     Text,
     /// One JSON object on stdout.
     Json,
-}
-
-/// Latency percentiles in milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// Largest observed.
-    pub max: f64,
 }
 
 /// A producer's final report.

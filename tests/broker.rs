@@ -433,7 +433,7 @@ fn kafka_python_reads_the_original_byte_shape() {
     assert_eq!(counts.len(), 1, "{counts:?}");
     let (origin, count) = counts.into_iter().next().unwrap();
     assert_eq!(count, 500);
-    assert_eq!(origin, kafka_test_app::origin::detect());
+    assert_eq!(origin, kafka_test_app::testing::detect_origin());
 }
 
 #[test]

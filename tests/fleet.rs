@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{app, json, run, spawn, wait_for_line, Broker};
 use kafka_test_app::control::{default_control_topic, ControlRecord, RunReport, RunState};
 use kafka_test_app::event::EventEncoder;
-use kafka_test_app::tally::RUN_HEADER;
+use kafka_test_app::RUN_HEADER;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;

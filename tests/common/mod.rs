@@ -395,12 +395,12 @@ pub fn signal(child: &Child, signal: i32) {
 /// Every record value of `topic`, read without a group from the start of each partition to its end
 /// (the library's own whole-topic reader, which copes with Tansu's watermarks).
 pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Option<Vec<u8>>> {
-    let settings = kafka_test_app::kafka_config::ConnectionSettings {
+    let settings = kafka_test_app::testing::ConnectionSettings {
         bootstrap_servers: bootstrap.to_owned(),
         ..Default::default()
     };
     let mut values = Vec::new();
-    let found = kafka_test_app::reader::read_to_end(
+    let found = kafka_test_app::testing::read_to_end(
         &settings,
         topic,
         &tokio_util::sync::CancellationToken::new(),

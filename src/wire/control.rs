@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ranges::RangeSet;
+use crate::tally::ranges::RangeSet;
 
 /// The control topic of a data topic, unless overridden: `<topic>-kta-control`.
 pub fn default_control_topic(topic: &str) -> String {

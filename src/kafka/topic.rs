@@ -10,9 +10,9 @@ use rdkafka::ClientConfig;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::client_events::{ClientContext, ClientEvents};
 use crate::error::{Error, Result};
-use crate::kafka_config::ConnectionSettings;
+use crate::kafka::config::ConnectionSettings;
+use crate::kafka::events::{ClientContext, ClientEvents};
 
 /// How often start-up loops look at connection events and cancellation.
 const STEP: Duration = Duration::from_millis(100);

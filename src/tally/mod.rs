@@ -1,8 +1,8 @@
 //! Counting consumed events per origin and producer run.
 //!
 //! An event belongs to a *run*: one producer process. The run is read from the event's body (its
-//! `_id` is derived from the run and `n`, see [`crate::event::run_of`]), so a copy republished
-//! without headers still belongs to its run; the [`RUN_HEADER`] record header gives the run's
+//! `_id` is derived from the run and `n`, see [`crate::wire::event::run_of`]), so a copy republished
+//! without headers still belongs to its run; the [`crate::wire::RUN_HEADER`] record header gives the run's
 //! full id where it survived (and names the run of events whose `_id` is not derived, written by
 //! an older version of this tool). Events with neither — the original client's, other writers' —
 //! are *foreign*: counted per origin, never judged as a run. A producer restarted under the same
@@ -15,6 +15,9 @@
 //! that same partition. Latency is kept per origin. [`Tally::judge`] turns a tally and the runs'
 //! reports into per-origin verdicts, for `consume` and `verify` alike.
 
+pub mod latency;
+pub mod ranges;
+
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
@@ -22,15 +25,11 @@ use rustc_hash::FxHashMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::control::RunReport;
-use crate::event::{self, Malformed, RunKey};
-use crate::ranges::RangeSet;
-use crate::report::LatencySummary;
-use crate::status::LatencyBuckets;
+use crate::tally::ranges::RangeSet;
 use crate::verdict::{self, judge_run, Accounting, Anomalies, RunVerdict, Scope, Seen};
-
-/// The record header carrying a producer's run id.
-pub const RUN_HEADER: &str = "kta-run";
+use crate::wire::control::RunReport;
+use crate::wire::event::{self, Malformed, RunKey};
+use latency::{LatencyBuckets, LatencySummary};
 
 /// Highest latency the histograms track exactly: one hour, in microseconds.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -229,7 +228,7 @@ impl Tally {
         Self::default()
     }
 
-    /// Decodes and counts one record value, with the run id from its [`RUN_HEADER`] header (if
+    /// Decodes and counts one record value, with the run id from its [`crate::wire::RUN_HEADER`] header (if
     /// any), read from `partition` at wall-clock time `now` (seconds since the epoch).
     pub fn record(
         &mut self,
@@ -344,7 +343,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{derived_id, EventEncoder};
+    use crate::wire::event::{derived_id, EventEncoder};
 
     const NOW: f64 = 1_707_128_718.0;
     const RUN: &str = "5f0c6d3e9a8b4c1d8e7f6a5b4c3d2e1f";

@@ -182,8 +182,8 @@ mod tests {
 
     /// Two batches of the tutorial's Spark console output: the last one counts.
     const SPARK: &str = concat!(
-        include_str!("../tests/data/spark-batch-12.txt"),
-        include_str!("../tests/data/spark-batch-13.txt")
+        include_str!("../../tests/data/spark-batch-12.txt"),
+        include_str!("../../tests/data/spark-batch-13.txt")
     );
 
     fn seen() -> BTreeMap<String, u64> {

@@ -1,27 +1,30 @@
 //! The verifying consumer: joins the group, reads from the earliest offset, tallies every event
 //! and commits only what it has processed.
 
+pub mod member;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::client_events::{ClientContext, ClientEvents};
-use crate::control::RunState;
 use crate::error::{Error, Result};
-use crate::event::python_timestamp;
-use crate::judge::{self, ConsumeReport, Ends, View};
-use crate::kafka_config::{client_config, ConnectionSettings};
-use crate::member::{ControlLink, Offsets};
-use crate::progress::Progress;
+use crate::kafka::config::{client_config, ConnectionSettings};
+use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::kafka::topic::partition_count;
+use crate::live::progress::Progress;
+use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{origin_table, OutputFormat};
-use crate::status::{Status, PUBLISH_EVERY};
 use crate::tally::Reports;
-use crate::tally::{Tally, RUN_HEADER};
-use crate::topic::partition_count;
+use crate::tally::Tally;
+use crate::verdict::judge::{self, ConsumeReport, Ends, View};
+use crate::wire::control::RunState;
+use crate::wire::event::python_timestamp;
+use crate::wire::run_header;
+use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
 const POLL: Duration = Duration::from_millis(100);
@@ -247,8 +250,12 @@ impl Reading<'_> {
         });
         self.view.assigned = true;
         if new {
-            self.tally
-                .record(message.payload(), run_id(message), message.partition(), now);
+            self.tally.record(
+                message.payload(),
+                run_header(message),
+                message.partition(),
+                now,
+            );
         } else {
             self.view.redelivered += 1;
         }
@@ -452,15 +459,6 @@ fn wait_for_topic(
         let _ = handle
             .block_on(async { tokio::time::timeout(TOPIC_RETRY, shutdown.cancelled()).await });
     }
-}
-
-/// The run id a record carries in its [`RUN_HEADER`] header, if any.
-pub fn run_id<'a>(message: &'a BorrowedMessage<'_>) -> Option<&'a [u8]> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|header| header.key == RUN_HEADER)
-        .and_then(|header| header.value)
 }
 
 /// Prints the running count by origin, like one Spark console batch.

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::consumer::{group_id, ConsumeOptions};
-use crate::control::default_control_topic;
+use crate::consume::{group_id, ConsumeOptions};
 use crate::error::{Error, Result};
-use crate::kafka_config::{
+use crate::kafka::config::{
     parse_override, ConnectionSettings, SaslMechanism, Secret, SecurityProtocol,
 };
-use crate::producer::{KeyMode, ProduceOptions};
+use crate::kafka::topic::TopicSpec;
+use crate::produce::{KeyMode, ProduceOptions};
 use crate::report::OutputFormat;
-use crate::topic::TopicSpec;
 use crate::verify::VerifyOptions;
+use crate::wire::control::default_control_topic;
 
 /// Put real, checkable traffic through a Kafka cluster.
 ///
@@ -432,7 +432,7 @@ impl Cli {
                             (None, None) => Some(1000),
                         },
                         duration: args.duration,
-                        origin: args.origin.unwrap_or_else(crate::origin::detect),
+                        origin: args.origin.unwrap_or_else(crate::produce::origin::detect),
                         key: args.key,
                         flush_timeout: args.flush_timeout,
                         report_interval: args.report_interval,
@@ -503,7 +503,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
                 rate: 2.0,
                 num_messages: (args.num_messages > 0).then_some(args.num_messages),
                 duration: None,
-                origin: args.origin.unwrap_or_else(crate::origin::detect),
+                origin: args.origin.unwrap_or_else(crate::produce::origin::detect),
                 key: KeyMode::None,
                 flush_timeout: Duration::from_secs(10),
                 report_interval: Duration::from_secs(10),
@@ -626,7 +626,7 @@ mod tests {
             "--mongo-uri is not supported: kafka-test-app verifies what it consumes itself \
              (see `kafka-test-app consume --help`); remove --mongo-uri"
         );
-        assert_eq!(err.exit_code(), crate::ExitCode::Usage);
+        assert_eq!(err.exit_code(), crate::error::ExitCode::Usage);
     }
 
     #[test]

@@ -10,16 +10,16 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::client_events::{ClientContext, ClientEvents};
-use crate::control::{
+use crate::error::{Error, Result};
+use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::kafka::topic::partition_count;
+use crate::tally::ranges::RangeSet;
+use crate::tally::{keep_latest, Reports, Tally};
+use crate::wire::control::{
     from_pairs, to_pairs, ControlRecord, MemberReport, PartitionOffsets, RunState,
 };
-use crate::error::{Error, Result};
-use crate::event::python_timestamp;
-use crate::event::run_key;
-use crate::ranges::RangeSet;
-use crate::tally::{keep_latest, Reports, Tally};
-use crate::topic::partition_count;
+use crate::wire::event::python_timestamp;
+use crate::wire::event::run_key;
 
 /// Offsets consumed, per partition.
 pub type Offsets = BTreeMap<i32, RangeSet>;

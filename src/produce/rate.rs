@@ -37,11 +37,6 @@ impl Schedule {
         }
     }
 
-    /// When the run started.
-    pub fn start(&self) -> Instant {
-        self.start
-    }
-
     /// Offset from the start at which event `i` is due (zero when unpaced).
     pub fn offset(&self, i: u64) -> Duration {
         match self.interval_ns {

@@ -5,6 +5,8 @@
 //! per origin and per run what was acknowledged with what is on the topic. Reading the reports
 //! first means every event a report calls acknowledged was written before the data topic is read.
 
+pub mod against;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
@@ -12,18 +14,18 @@ use rdkafka::message::Message;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::against::{self, Comparison, Match};
-use crate::consumer::run_id;
-use crate::control::{from_pairs, ControlRecord, MemberReport};
 use crate::error::{Error, Result};
-use crate::event::python_timestamp;
-use crate::judge;
-use crate::kafka_config::ConnectionSettings;
-use crate::ranges::RangeSet;
-use crate::reader::read_to_end;
+use crate::kafka::config::ConnectionSettings;
+use crate::kafka::reader::read_to_end;
 use crate::report::{origin_table, OutputFormat};
+use crate::tally::ranges::RangeSet;
 use crate::tally::{keep_latest, OriginVerdict, Reports, Tally};
+use crate::verdict::judge;
 use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdict};
+use crate::wire::control::{from_pairs, ControlRecord, MemberReport};
+use crate::wire::event::python_timestamp;
+use crate::wire::run_header;
+use against::{Comparison, Match};
 
 /// What `verify` does.
 #[derive(Debug, Clone)]
@@ -182,7 +184,12 @@ fn read_data(
     let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
     let now = python_timestamp(SystemTime::now());
     let found = read_to_end(settings, &options.topic, shutdown, |message| {
-        tally.record(message.payload(), run_id(message), message.partition(), now);
+        tally.record(
+            message.payload(),
+            run_header(message),
+            message.partition(),
+            now,
+        );
         if let Ok(offset) = u64::try_from(message.offset()) {
             offsets
                 .entry(message.partition())
@@ -378,9 +385,9 @@ pub fn text(report: &VerifyReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{to_pairs, RunReport, RunState};
-    use crate::event::{derived_id, run_key, EventEncoder};
-    use crate::ranges::RangeSet;
+    use crate::tally::ranges::RangeSet;
+    use crate::wire::control::{to_pairs, RunReport, RunState};
+    use crate::wire::event::{derived_id, run_key, EventEncoder};
 
     /// Run ids as the producer makes them (32 hex digits).
     const R1: &str = "11111111111111111111111111111111";
@@ -588,10 +595,12 @@ mod tests {
     fn member(name: &str, offsets: &[(i32, [u64; 2])]) -> MemberReport {
         let by_partition = offsets
             .iter()
-            .map(|&(partition, range)| crate::control::PartitionOffsets {
-                partition,
-                ranges: vec![range],
-            })
+            .map(
+                |&(partition, range)| crate::wire::control::PartitionOffsets {
+                    partition,
+                    ranges: vec![range],
+                },
+            )
             .collect();
         MemberReport {
             member: name.into(),

@@ -5,6 +5,9 @@
 //! delivery reports are served by polling the same producer while waiting for the next event's
 //! due time. A message counts as acked only when its delivery report says so.
 
+pub mod origin;
+pub mod rate;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,19 +23,20 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
-use crate::client_events::ClientEvents;
-use crate::control::{to_pairs, ControlRecord, RunReport, RunState};
 use crate::error::{Error, Result};
-use crate::event::{self, python_timestamp, EventEncoder};
-use crate::kafka_config::{client_config, ConnectionSettings};
-use crate::progress::Progress;
-use crate::ranges::RangeSet;
-use crate::rate::Schedule;
-use crate::report::{LatencySummary, ProduceReport};
-use crate::status::{Status, PUBLISH_EVERY};
-use crate::tally::RUN_HEADER;
-use crate::topic::{ensure_topic, TopicSpec};
+use crate::kafka::config::{client_config, ConnectionSettings};
+use crate::kafka::events::ClientEvents;
+use crate::kafka::topic::{ensure_topic, TopicSpec};
+use crate::live::progress::Progress;
+use crate::live::status::{Status, PUBLISH_EVERY};
+use crate::report::ProduceReport;
+use crate::tally::latency::LatencySummary;
+use crate::tally::ranges::RangeSet;
 use crate::verdict::Verdict;
+use crate::wire::control::{to_pairs, ControlRecord, RunReport, RunState};
+use crate::wire::event::{self, python_timestamp, EventEncoder};
+use crate::wire::RUN_HEADER;
+use rate::Schedule;
 
 /// How events are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]

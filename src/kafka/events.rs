@@ -16,7 +16,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::error::Error;
-use crate::kafka_config::ConnectionSettings;
+use crate::kafka::config::ConnectionSettings;
 
 /// A failure that no retry can fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,7 +146,7 @@ impl ProducerContext for ClientContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kafka_config::Secret;
+    use crate::kafka::config::Secret;
 
     fn settings() -> ConnectionSettings {
         ConnectionSettings {

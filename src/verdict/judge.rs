@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Serialize;
 
-use crate::report::LatencySummary;
+use crate::tally::latency::LatencySummary;
 use crate::tally::{OriginVerdict, Reports, Tally};
 use crate::verdict::{Accounting, Anomalies, Findings, Scope, Verdict};
 
@@ -259,10 +259,10 @@ pub fn consume(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::{to_pairs, RunReport, RunState};
-    use crate::event::{derived_id, run_key, EventEncoder};
-    use crate::ranges::RangeSet;
     use crate::tally::keep_latest;
+    use crate::tally::ranges::RangeSet;
+    use crate::wire::control::{to_pairs, RunReport, RunState};
+    use crate::wire::event::{derived_id, run_key, EventEncoder};
 
     const RUN: &str = "5f0c6d3e9a8b4c1d8e7f6a5b4c3d2e1f";
 
@@ -356,8 +356,11 @@ mod tests {
             report.findings.incomplete,
             vec!["stopped 24271 records before the end of partitions 0"]
         );
-        assert_eq!(crate::ExitCode::Incomplete as u8, 3);
-        assert_eq!(report.verdict.exit_code(), crate::ExitCode::Incomplete);
+        assert_eq!(crate::error::ExitCode::Incomplete as u8, 3);
+        assert_eq!(
+            report.verdict.exit_code(),
+            crate::error::ExitCode::Incomplete
+        );
     }
 
     /// Probe case 5, after a consumer SIGKILL: a member that never got partitions says so.

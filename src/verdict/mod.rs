@@ -21,12 +21,14 @@
 //!
 //! Adding a class is one line in [`anomalies!`] and its counting rule.
 
+pub mod judge;
+
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::control::{from_pairs, RunReport, RunState};
-use crate::ranges::RangeSet;
+use crate::tally::ranges::RangeSet;
+use crate::wire::control::{from_pairs, RunReport, RunState};
 
 /// Pass, fail, or incomplete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,11 +46,11 @@ pub enum Verdict {
 
 impl Verdict {
     /// The exit code for this verdict.
-    pub fn exit_code(self) -> crate::ExitCode {
+    pub fn exit_code(self) -> crate::error::ExitCode {
         match self {
-            Verdict::Pass => crate::ExitCode::Pass,
-            Verdict::Fail => crate::ExitCode::Fail,
-            Verdict::Incomplete => crate::ExitCode::Incomplete,
+            Verdict::Pass => crate::error::ExitCode::Pass,
+            Verdict::Fail => crate::error::ExitCode::Fail,
+            Verdict::Incomplete => crate::error::ExitCode::Incomplete,
         }
     }
 }
@@ -375,7 +377,7 @@ pub fn verdict_text(verdict: Verdict, findings: &Findings) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::to_pairs;
+    use crate::wire::control::to_pairs;
 
     fn set(ranges: &[(u64, u64)]) -> RangeSet {
         let mut set = RangeSet::new();

@@ -9,9 +9,9 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::client_events::{ClientContext, ClientEvents};
 use crate::error::{Error, Result};
-use crate::kafka_config::{client_config, ConnectionSettings};
+use crate::kafka::config::{client_config, ConnectionSettings};
+use crate::kafka::events::{ClientContext, ClientEvents};
 
 /// Where a partition's reading is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::status::Status;
+use crate::live::status::Status;
 
 #[derive(Clone)]
 struct Shared {
