@@ -1,9 +1,18 @@
 //! kafka-test-app: put real, checkable traffic through a Kafka cluster.
 //!
-//! The data path reads straight through: [`cli`] resolves the command line into a
-//! [`cli::Plan`] (connection settings from [`kafka_config`] plus a mode), [`producer`] sends
-//! [`event`]s paced by [`rate`], [`consumer`] feeds what it reads into a [`tally`], and [`report`]
-//! prints the verdict. [`run`] ties them together for `main`.
+//! The data path reads straight through, one folder a step:
+//!
+//! ```text
+//! cli ──► Plan ──► produce ──► (Kafka) ──► consume / verify ──► tally ──► verdict ──► report
+//!                    │                          ▲
+//!                    └──── wire (event, run header, control records) ────┘
+//! kafka: librdkafka plumbing under all of them; live: status, HTTP, progress while running.
+//! ```
+//!
+//! `cli` resolves the command line into a [`Plan`] (connection settings plus a mode);
+//! `produce` sends [`event`]s paced by its schedule; `consume` and `verify` feed what they read
+//! into a [`Tally`]; `verdict` judges it ([`Anomalies`], [`Verdict`]); `report` prints it.
+//! [`run`] ties them together for `main`.
 
 mod cli;
 mod consume;
