@@ -75,6 +75,7 @@ fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, a
         sent: acked[1],
         acked: vec![acked],
         failed: vec![],
+        acked_high: vec![],
         started: 1.0,
         // Later than any report the real producer wrote.
         updated: 9_999_999_999.0,

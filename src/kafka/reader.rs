@@ -22,8 +22,21 @@ enum Progress {
     PastListedEnd,
 }
 
+/// The end (high watermark) of each partition of a topic, as listed when reading began.
+pub type LogEnds = std::collections::BTreeMap<i32, i64>;
+
 /// Calls `each` for every record of `topic`, from the start of each partition to its end as it
 /// was when reading began. Returns `false` if the topic does not exist. Nothing is committed.
+pub fn read_to_end(
+    settings: &ConnectionSettings,
+    topic: &str,
+    shutdown: &CancellationToken,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<bool> {
+    Ok(read_all(settings, topic, shutdown, each)?.is_some())
+}
+
+/// [`read_to_end`], returning where each partition ended (`None`: no such topic).
 ///
 /// A partition is finished by librdkafka's end-of-partition event once the listed high watermark
 /// has been reached, not by either alone: Tansu lists the base offset of a partition's last batch
@@ -31,12 +44,12 @@ enum Progress {
 /// watermark), and the end-of-partition event can come early when a fetch response's watermark
 /// lags the log, ahead of records of the same fetch; so reading ends only once the queue has also
 /// stayed quiet for a moment.
-pub fn read_to_end(
+pub fn read_all(
     settings: &ConnectionSettings,
     topic: &str,
     shutdown: &CancellationToken,
     mut each: impl FnMut(&BorrowedMessage<'_>),
-) -> Result<bool> {
+) -> Result<Option<LogEnds>> {
     let mut config = client_config(settings)?;
     config
         .set("group.id", "kafka-test-app-reader")
@@ -66,15 +79,17 @@ pub fn read_to_end(
         .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
         .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
     else {
-        return Ok(false);
+        return Ok(None);
     };
 
+    let mut ends = LogEnds::new();
     let mut remaining: HashMap<i32, (i64, Progress)> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, settings.connect_timeout)
             .map_err(|e| Error::kafka(format!("cannot read the offsets of {topic}"), e))?;
+        ends.insert(partition, high);
         if high > low {
             remaining.insert(partition, (high, Progress::Reading));
             assignment
@@ -126,7 +141,7 @@ pub fn read_to_end(
             None => break,
         }
     }
-    Ok(true)
+    Ok(Some(ends))
 }
 
 /// How long the queue must stay empty for reading to be over.

@@ -100,6 +100,9 @@ struct Deliveries {
     /// Ack latency from each event's scheduled time, microseconds.
     latency_us: Histogram<u64>,
     last_failure: Option<String>,
+    /// The highest offset acknowledged per partition (index = partition): a log that later
+    /// ends below it was truncated.
+    acked_high: Vec<Option<i64>>,
 }
 
 /// librdkafka context of the producer: connection events and delivery reports.
@@ -142,6 +145,13 @@ impl ProducerContext for DeliveryContext {
         match error {
             None => {
                 deliveries.acked.insert(n);
+                if let Ok(slot) = usize::try_from(message.partition()) {
+                    if deliveries.acked_high.len() <= slot {
+                        deliveries.acked_high.resize(slot + 1, None);
+                    }
+                    let high = &mut deliveries.acked_high[slot];
+                    *high = (*high).max(Some(message.offset()));
+                }
                 let now_us = self.start.elapsed().as_micros() as u64;
                 let latency = now_us.saturating_sub(scheduled_us as u64);
                 deliveries.latency_us.saturating_record(latency);
@@ -180,6 +190,7 @@ pub fn produce(
             latency_us: Histogram::new_with_bounds(1, 3_600_000_000, 3)
                 .expect("static bounds are valid"),
             last_failure: None,
+            acked_high: Vec::new(),
         }),
     };
     let producer: BaseProducer<DeliveryContext> = config
@@ -430,6 +441,12 @@ impl Run<'_> {
                 sent: self.sent,
                 acked: to_pairs(&deliveries.acked),
                 failed: to_pairs(&deliveries.failed),
+                acked_high: deliveries
+                    .acked_high
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(partition, high)| Some([partition as i64, (*high)?]))
+                    .collect(),
                 started: self.started,
                 updated: python_timestamp(SystemTime::now()),
             })

@@ -138,7 +138,7 @@ impl OriginTally {
     }
 
     /// Judges this origin's runs against `reports` (those of this origin, by run key).
-    fn judge(&self, reports: &Reports, origin: &str, scope: Scope) -> OriginVerdict {
+    fn judge(&self, reports: &Reports, origin: &str, scope: Scope<'_>) -> OriginVerdict {
         let mut verdict = OriginVerdict {
             count: self.count,
             ..OriginVerdict::default()
@@ -310,7 +310,7 @@ impl Tally {
 
     /// Every origin judged against `reports`: each run seen, and each reported run whose every
     /// event is missing.
-    pub fn judge(&self, reports: &Reports, scope: Scope) -> BTreeMap<String, OriginVerdict> {
+    pub fn judge(&self, reports: &Reports, scope: Scope<'_>) -> BTreeMap<String, OriginVerdict> {
         let mut origins: BTreeMap<String, OriginVerdict> = self
             .origins
             .iter()
@@ -350,6 +350,7 @@ mod tests {
     const WHOLE: Scope = Scope {
         whole: true,
         from_zero: true,
+        ends: None,
     };
 
     fn event(origin: &str, run: &str, n: u64, timestamp: f64) -> Vec<u8> {

@@ -92,7 +92,7 @@ impl View {
     }
 
     /// What may be judged from this view.
-    pub fn scope(&self) -> Scope {
+    pub fn scope(&self) -> Scope<'static> {
         let whole = self.assigned
             && !self.partial
             && self.resumed.is_empty()
@@ -101,6 +101,7 @@ impl View {
         Scope {
             whole,
             from_zero: whole && self.from_zero,
+            ends: None,
         }
     }
 }
@@ -287,6 +288,7 @@ mod tests {
                 sent: acked,
                 acked: to_pairs(&set),
                 failed: vec![],
+                acked_high: vec![],
                 started: 1.0,
                 updated: 2.0,
             },

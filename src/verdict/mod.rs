@@ -12,6 +12,7 @@
 //! | duplicate | a second copy of a run's event (same run and `n`, with or without headers) | fail |
 //! | out-of-order | behind a higher `n` of the same run on the same partition | fail |
 //! | beyond sent | `n` at or above what a *finished* run says it sent | fail |
+//! | truncated | a partition's log ends below an offset the run had acknowledged | fail |
 //! | unacked-seen | its delivery failed or timed out, yet it was written | counted |
 //! | unreported tail | sent after the run's last report (a producer that did not finish) | counted |
 //! | inferred gap | a hole in `n` of a run no report covers: not known to be acknowledged | incomplete |
@@ -23,6 +24,7 @@
 
 pub mod judge;
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -98,6 +100,8 @@ anomalies! {
     out_of_order: Fail, "out of order";
     /// `n` at or above what a finished run says it sent.
     beyond_sent: Fail, "more than the run sent";
+    /// Partitions whose log now ends at or below an offset the run had acknowledged.
+    truncated: Fail, "partitions truncated below an acknowledged offset";
     /// Seen although the producer saw its delivery fail or time out.
     unacked_seen: Counted, "unacked but seen (delivery failed, yet written)";
     /// Sent after the run's last report: neither acknowledged nor failed in it.
@@ -204,12 +208,15 @@ impl Accounting {
 
 /// What a reader could see of a run, which decides what may be judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scope {
+pub struct Scope<'a> {
     /// Every acknowledged event should be among those read (the reader read every partition
     /// from its first offset to an end past the reports): `lost` is judged.
     pub whole: bool,
     /// Every partition was read from offset 0, so a gap below the lowest `n` seen is a gap.
     pub from_zero: bool,
+    /// Where each partition's log ended when it was read (partition → end offset), if known:
+    /// a run's acknowledged offset at or past it is a truncation.
+    pub ends: Option<&'a BTreeMap<i32, i64>>,
 }
 
 /// What was seen of one run, as the judging needs it.
@@ -247,7 +254,7 @@ pub struct RunVerdict {
 }
 
 /// Judges one run: what its latest report says against what was seen of it.
-pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope) -> RunVerdict {
+pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) -> RunVerdict {
     let count = seen.ns.len() + seen.duplicates;
     let mut anomalies = Anomalies {
         duplicates: seen.duplicates,
@@ -285,6 +292,16 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope) -> R
     };
     if scope.whole {
         anomalies.lost = acked.len() - delivered;
+    }
+    if let Some(ends) = scope.ends {
+        anomalies.truncated = report
+            .acked_high
+            .iter()
+            .filter(|[partition, offset]| {
+                i32::try_from(*partition)
+                    .is_ok_and(|p| ends.get(&p).is_none_or(|&end| *offset >= end))
+            })
+            .count() as u64;
     }
     anomalies.unacked_seen = unacked_seen;
     anomalies.beyond_sent = beyond_sent;
@@ -396,6 +413,7 @@ mod tests {
             sent,
             acked: to_pairs(acked),
             failed: to_pairs(failed),
+            acked_high: vec![],
             started: 1.0,
             updated: 2.0,
         }
@@ -404,6 +422,7 @@ mod tests {
     const WHOLE: Scope = Scope {
         whole: true,
         from_zero: true,
+        ends: None,
     };
 
     #[test]
@@ -466,9 +485,32 @@ mod tests {
         let partial = Scope {
             whole: false,
             from_zero: false,
+            ends: None,
         };
         assert_eq!(judge_run(&seen, Some(&r), partial).anomalies.lost, 0);
         assert_eq!(judge_run(&seen, Some(&r), WHOLE).anomalies.lost, 50);
+    }
+
+    /// A partition whose log now ends at or below an offset the run had acknowledged is
+    /// truncated, even when the counts balance.
+    #[test]
+    fn a_log_ending_below_an_acknowledged_offset_is_truncated() {
+        let ns = set(&[(0, 10)]);
+        let seen = Seen {
+            ns: &ns,
+            duplicates: 0,
+            out_of_order: 0,
+        };
+        let mut r = report(RunState::Finished, 10, &set(&[(0, 10)]), &RangeSet::new());
+        r.acked_high = vec![[0, 41], [1, 7], [2, 3]];
+        let ends = BTreeMap::from([(0, 42), (1, 7)]);
+        let scope = Scope {
+            ends: Some(&ends),
+            ..WHOLE
+        };
+        let v = judge_run(&seen, Some(&r), scope);
+        // Partition 1 ends at 7 (offset 7 gone); partition 2 is not there at all.
+        assert_eq!((v.anomalies.truncated, v.anomalies.lost), (2, 0));
     }
 
     #[test]

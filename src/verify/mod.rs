@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::kafka::config::ConnectionSettings;
-use crate::kafka::reader::read_to_end;
+use crate::kafka::reader::{read_all, read_to_end, LogEnds};
 use crate::report::{origin_table, OutputFormat};
 use crate::tally::ranges::RangeSet;
 use crate::tally::{keep_latest, OriginVerdict, Reports, Tally};
@@ -107,13 +107,17 @@ pub fn verify(
 ) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
     let (reports, members) = read_control(settings, options, shutdown)?;
-    let (tally, offsets) = read_data(settings, options, shutdown)?;
+    let (tally, offsets, ends) = read_data(settings, options, shutdown)?;
+    let read = Read {
+        offsets: &offsets,
+        ends: &ends,
+    };
     let mut report = judge(
         &options.topic,
         &options.control_topic,
         &tally,
         &reports,
-        &offsets,
+        read,
     );
     if let Some(group) = &options.group {
         let verdict = judge_group(group, &members, &offsets);
@@ -179,11 +183,11 @@ fn read_data(
     settings: &ConnectionSettings,
     options: &VerifyOptions,
     shutdown: &CancellationToken,
-) -> Result<(Tally, BTreeMap<i32, RangeSet>)> {
+) -> Result<(Tally, BTreeMap<i32, RangeSet>, LogEnds)> {
     let mut tally = Tally::new();
     let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
     let now = python_timestamp(SystemTime::now());
-    let found = read_to_end(settings, &options.topic, shutdown, |message| {
+    let found = read_all(settings, &options.topic, shutdown, |message| {
         tally.record(
             message.payload(),
             run_header(message),
@@ -197,13 +201,13 @@ fn read_data(
                 .insert(offset);
         }
     })?;
-    if !found {
+    let Some(ends) = found else {
         return Err(Error::TopicMissing {
             topic: options.topic.clone(),
             waited: settings.connect_timeout,
         });
-    }
-    Ok((tally, offsets))
+    };
+    Ok((tally, offsets, ends))
 }
 
 /// Why the group's consumption fails, if it does.
@@ -251,18 +255,27 @@ fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Fin
     }
 }
 
-/// Compares what runs reported with what the topic holds (`offsets`: what was read of each
-/// partition, from its first offset to its end).
+/// What `verify` read of the data topic.
+#[derive(Debug, Clone, Copy)]
+pub struct Read<'a> {
+    /// The offsets read of each partition, from its first offset to its end.
+    pub offsets: &'a BTreeMap<i32, RangeSet>,
+    /// Where each partition ended.
+    pub ends: &'a LogEnds,
+}
+
+/// Compares what runs reported with what the topic holds.
 pub fn judge(
     topic: &str,
     control_topic: &str,
     tally: &Tally,
     reports: &Reports,
-    offsets: &BTreeMap<i32, RangeSet>,
+    read: Read<'_>,
 ) -> VerifyReport {
     let scope = Scope {
         whole: true,
-        from_zero: offsets.values().all(|read| read.start() == Some(0)),
+        from_zero: read.offsets.values().all(|r| r.start() == Some(0)),
+        ends: Some(read.ends),
     };
     let origins = tally.judge(reports, scope);
     let mut findings = Findings::default();
@@ -420,6 +433,7 @@ mod tests {
             sent: acked_set.end().max(failed_set.end()),
             acked: to_pairs(&acked_set),
             failed: to_pairs(&failed_set),
+            acked_high: vec![],
             started: 1.0,
             updated: 1_707_128_717.0,
         }
@@ -431,11 +445,18 @@ mod tests {
         reports
     }
 
-    /// Judges as `verify` does after reading every partition from offset 0.
+    /// Judges as `verify` does after reading every partition from offset 0 to its end.
     fn judge_all(tally: &Tally, reports: &Reports) -> VerifyReport {
+        let records = tally.consumed() + tally.malformed();
         let mut read = RangeSet::new();
-        read.insert_range(0..tally.consumed() + tally.malformed());
-        judge("t", "c", tally, reports, &BTreeMap::from([(0, read)]))
+        read.insert_range(0..records);
+        let offsets = BTreeMap::from([(0, read)]);
+        let ends = LogEnds::from([(0, records as i64)]);
+        let read = Read {
+            offsets: &offsets,
+            ends: &ends,
+        };
+        judge("t", "c", tally, reports, read)
     }
 
     #[test]

@@ -72,6 +72,9 @@ pub struct RunReport {
     pub acked: Vec<[u64; 2]>,
     /// `n` whose delivery failed, as half-open ranges.
     pub failed: Vec<[u64; 2]>,
+    /// `[partition, offset]`: the highest offset acknowledged on each partition written to.
+    #[serde(default)]
+    pub acked_high: Vec<[i64; 2]>,
     /// When the run started (seconds since the epoch).
     pub started: f64,
     /// When this report was written.
@@ -150,6 +153,7 @@ mod tests {
             sent: 3,
             acked: vec![[0, 3]],
             failed: vec![],
+            acked_high: vec![[0, 2]],
             started: 1.5,
             updated: 2.5,
         });
