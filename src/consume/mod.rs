@@ -113,6 +113,7 @@ pub fn consume(
             ..View::default()
         },
         said_waiting: false,
+        last_polled: std::collections::HashMap::new(),
         link,
         start,
         progress: Progress::detect(),
@@ -151,6 +152,8 @@ struct Reading<'a> {
     view: View,
     /// The wait for an assignment was logged.
     said_waiting: bool,
+    /// The last offset polled per partition, with the rebalance count when it was polled.
+    last_polled: std::collections::HashMap<i32, (u64, i64)>,
     link: Option<ControlLink>,
     start: Instant,
     progress: Progress,
@@ -234,6 +237,7 @@ impl Reading<'_> {
     /// Tallies one record (unless its offset was read before: a redelivery) and stores its
     /// offset for the next commit.
     fn record(&mut self, message: &BorrowedMessage<'_>) {
+        self.check_poll_order(message.partition(), message.offset());
         let now = python_timestamp(SystemTime::now());
         if self.tally.consumed() + self.tally.malformed() == 0 {
             tracing::info!(
@@ -303,6 +307,22 @@ impl Reading<'_> {
         }
         // A member with part of the partitions cannot see a run complete on its own.
         Ok(!partial && link.complete(&self.tally))
+    }
+
+    /// Compares a record's offset with the last one polled from its partition since the latest
+    /// rebalance: behind it is a nonmonotonic poll, past the next one a skip.
+    fn check_poll_order(&mut self, partition: i32, offset: i64) {
+        let generation = self.events.rebalances();
+        let last = self.last_polled.insert(partition, (generation, offset));
+        match last {
+            Some((g, previous)) if g == generation && offset <= previous => {
+                self.view.nonmonotonic_polls += 1;
+            }
+            Some((g, previous)) if g == generation && offset > previous + 1 => {
+                self.view.skipped_offsets += u64::try_from(offset - previous - 1).unwrap_or(0);
+            }
+            _ => {}
+        }
     }
 
     /// Notes whether partitions are assigned now, and whether only some of them.

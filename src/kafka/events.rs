@@ -5,7 +5,7 @@
 //! stop with one clear error (exit code 2) instead of hanging, and [`ClientContext`] is the
 //! context every client of a run shares to feed it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext as RdClientContext;
@@ -33,12 +33,19 @@ pub struct ClientEvents {
     fatal: Mutex<Option<Fatal>>,
     last_transport_error: Mutex<Option<String>>,
     cluster_up: AtomicBool,
+    /// Rebalances a consumer went through (assignments given or taken).
+    rebalances: AtomicU64,
 }
 
 impl ClientEvents {
     /// A fresh, shareable record.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// How many rebalances a consumer with this record went through so far.
+    pub fn rebalances(&self) -> u64 {
+        self.rebalances.load(Ordering::Relaxed)
     }
 
     /// Records an error reported by librdkafka's error callback.
@@ -135,7 +142,15 @@ impl RdClientContext for ClientContext {
     }
 }
 
-impl ConsumerContext for ClientContext {}
+impl ConsumerContext for ClientContext {
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        _: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        self.events.rebalances.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Producers with this context (control records) ignore delivery reports.
 impl ProducerContext for ClientContext {

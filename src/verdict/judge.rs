@@ -79,6 +79,10 @@ pub struct View {
     pub at_expect: bool,
     /// Records read again at an offset already read (after a rebalance), not counted twice.
     pub redelivered: u64,
+    /// Polls whose offset on a partition went back without a rebalance.
+    pub nonmonotonic_polls: u64,
+    /// Offsets skipped between two polls of a partition without a rebalance.
+    pub skipped_offsets: u64,
     /// The consumer group, for the wording.
     pub group: String,
 }
@@ -225,7 +229,14 @@ pub fn consume(
                 .push(format!("expected {expected} events, consumed {consumed}"));
         }
     }
-    let (anomalies, accounting) = totals(&verdicts);
+    let polls = Anomalies {
+        nonmonotonic_polls: view.nonmonotonic_polls,
+        skipped_offsets: view.skipped_offsets,
+        ..Anomalies::default()
+    };
+    findings.anomalies(&format!("member of group {}", view.group), &polls);
+    let (mut anomalies, accounting) = totals(&verdicts);
+    anomalies.add(&polls);
     let origins = verdicts
         .into_iter()
         .map(|(origin, verdict)| {
@@ -403,6 +414,35 @@ mod tests {
         let report = consume(&tally, &reports, &reading, None, 1.0);
         assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
         assert!(!report.loss_judged);
+    }
+
+    #[test]
+    fn offsets_going_back_without_a_rebalance_fail() {
+        let (tally, reports) = seen_and_reported(0..10, 10);
+        let view = View {
+            nonmonotonic_polls: 2,
+            skipped_offsets: 1,
+            ..whole_view()
+        };
+        let report = consume(&tally, &reports, &view, None, 1.0);
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(
+            report.findings.reasons,
+            vec![
+                "member of group g1: 2 nonmonotonic polls (offsets went back without a rebalance)"
+            ]
+        );
+        assert_eq!(
+            report.findings.notes,
+            vec!["member of group g1: 1 skipped offsets without a rebalance"]
+        );
+        assert_eq!(
+            (
+                report.anomalies.nonmonotonic_polls,
+                report.anomalies.skipped_offsets
+            ),
+            (2, 1)
+        );
     }
 
     #[test]

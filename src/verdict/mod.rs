@@ -19,6 +19,8 @@
 //! | foreign | not an event of a run of this tool (the original client's, another writer's) | counted |
 //! | foreign gap | a hole in `n` of foreign events of an origin | counted |
 //! | future timestamp | stamped ahead of the reader's clock (skewed clocks) | counted |
+//! | nonmonotonic poll | a consumer's offsets on a partition went back without a rebalance | fail |
+//! | skipped offsets | offsets a consumer's partition jumped over without a rebalance | counted |
 //!
 //! Adding a class is one line in [`anomalies!`] and its counting rule.
 
@@ -114,6 +116,12 @@ anomalies! {
     foreign_gaps: Counted, "gaps in foreign events";
     /// Stamped ahead of the reader's clock (their latency is left out of the percentiles).
     future_timestamps: Counted, "timestamped ahead of this clock";
+    /// A consumer's offsets on a partition went back without a rebalance (a consumer's view).
+    nonmonotonic_polls: Fail, "nonmonotonic polls (offsets went back without a rebalance)";
+    /// Offsets a consumer's partition skipped between two polls without a rebalance (a
+    /// consumer's view; transaction markers occupy offsets too, so these are counted, not
+    /// judged: `verify --group` checks every record was consumed).
+    skipped_offsets: Counted, "skipped offsets without a rebalance";
 }
 
 impl Anomalies {
