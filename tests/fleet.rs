@@ -76,6 +76,9 @@ fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, a
         acked: vec![acked],
         failed: vec![],
         acked_high: vec![],
+        target_rate: 0.0,
+        series: Default::default(),
+        ack_latency_us: String::new(),
         started: 1.0,
         // Later than any report the real producer wrote.
         updated: 9_999_999_999.0,

@@ -20,6 +20,7 @@ use crate::wire::control::{
 };
 use crate::wire::event::python_timestamp;
 use crate::wire::event::run_key;
+use crate::wire::series::{encode_histogram, Series};
 
 /// Offsets consumed, per partition.
 pub type Offsets = BTreeMap<i32, RangeSet>;
@@ -36,6 +37,8 @@ pub struct ControlLink {
     reader_assigned: bool,
     /// The latest report of every run of the data topic read so far.
     runs: Reports,
+    /// Events consumed over time, for the member reports.
+    consumed_per_s: Series,
 }
 
 impl ControlLink {
@@ -69,11 +72,15 @@ impl ControlLink {
             reader,
             reader_assigned: false,
             runs: Reports::default(),
+            consumed_per_s: Series::new(python_timestamp(SystemTime::now())),
         })
     }
 
     /// Writes this member's report (delivered in the background).
-    pub fn write(&self, state: RunState, tally: &Tally, offsets: &Offsets) {
+    pub fn write(&mut self, state: RunState, tally: &Tally, offsets: &Offsets) {
+        let now = python_timestamp(SystemTime::now());
+        let new = tally.consumed().saturating_sub(self.consumed_per_s.total());
+        self.consumed_per_s.add(now, new);
         let report = ControlRecord::ConsumerMember(MemberReport {
             member: self.member.clone(),
             group: self.group.clone(),
@@ -93,7 +100,9 @@ impl ControlLink {
                 .into_iter()
                 .map(|(origin, count)| (origin.to_owned(), count))
                 .collect(),
-            updated: python_timestamp(SystemTime::now()),
+            consumed_per_s: self.consumed_per_s.clone(),
+            latency_us: encode_histogram(&tally.latency_histogram()),
+            updated: now,
         });
         let value = report.to_json();
         let record = BaseRecord::to(&self.topic)
@@ -106,7 +115,7 @@ impl ControlLink {
     }
 
     /// Writes the final report and waits (bounded) for it to be delivered.
-    pub fn finish(&self, tally: &Tally, offsets: &Offsets) {
+    pub fn finish(&mut self, tally: &Tally, offsets: &Offsets) {
         self.write(RunState::Finished, tally, offsets);
         if self.writer.flush(Duration::from_secs(5)).is_err() {
             tracing::warn!(control_topic = %self.topic, "the final member report was not delivered");

@@ -396,7 +396,7 @@ impl Reading<'_> {
         let report = self.report(&self.view);
         self.status
             .publish_consume(report.clone(), self.tally.latency_buckets().clone());
-        if let Some(link) = &self.link {
+        if let Some(link) = &mut self.link {
             link.finish(&self.tally, &self.offsets);
         }
         report

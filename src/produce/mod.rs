@@ -35,6 +35,7 @@ use crate::tally::ranges::RangeSet;
 use crate::verdict::Verdict;
 use crate::wire::control::{to_pairs, ControlRecord, RunReport, RunState};
 use crate::wire::event::{self, python_timestamp, EventEncoder};
+use crate::wire::series::{encode_histogram, RunSeries};
 use crate::wire::RUN_HEADER;
 use rate::Schedule;
 
@@ -248,6 +249,7 @@ pub fn produce(
         sent: 0,
         progress: Progress::detect(),
         last_send: None,
+        series: RunSeries::new(python_timestamp(SystemTime::now())),
         next_publish: Instant::now(),
         next_log: Instant::now() + options.report_interval,
     };
@@ -284,6 +286,8 @@ struct Run<'a> {
     sent: u64,
     /// When the latest event was handed over.
     last_send: Option<Instant>,
+    /// Sent, acknowledged and failed over time, for the run reports.
+    series: RunSeries,
     progress: Progress,
     next_publish: Instant,
     next_log: Instant,
@@ -429,10 +433,13 @@ impl Run<'_> {
     }
 
     /// Writes this run's report to the control topic (delivered in the background).
-    fn write_run_report(&self, state: RunState) {
+    fn write_run_report(&mut self, state: RunState) {
         let Some(topic) = self.control else { return };
         let report = {
             let deliveries = self.producer.context().deliveries.lock().expect("lock");
+            let now = python_timestamp(SystemTime::now());
+            let (acked, failed) = (deliveries.acked.len(), deliveries.failed.len());
+            self.series.sample(now, self.sent, acked, failed);
             ControlRecord::ProducerRun(RunReport {
                 run: self.run_id.clone(),
                 origin: self.options.origin.clone(),
@@ -447,8 +454,11 @@ impl Run<'_> {
                     .enumerate()
                     .filter_map(|(partition, high)| Some([partition as i64, (*high)?]))
                     .collect(),
+                target_rate: self.options.rate,
+                series: self.series.clone(),
+                ack_latency_us: encode_histogram(&deliveries.latency_us),
                 started: self.started,
-                updated: python_timestamp(SystemTime::now()),
+                updated: now,
             })
         };
         let value = report.to_json();
@@ -466,8 +476,6 @@ impl Run<'_> {
         let elapsed_s = self.start.elapsed().as_secs_f64();
         let acked = deliveries.acked.len();
         let failed = deliveries.failed.len();
-        let latency = &deliveries.latency_us;
-        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         ProduceReport {
             run: self.run_id.clone(),
             sent: self.sent,
@@ -483,12 +491,7 @@ impl Run<'_> {
             target_rate: self.options.rate,
             topic: self.options.topic.name.clone(),
             origin: self.options.origin.clone(),
-            ack_latency_ms: LatencySummary {
-                p50: ms(0.5),
-                p99: ms(0.99),
-                p999: ms(0.999),
-                max: latency.max() as f64 / 1000.0,
-            },
+            ack_latency_ms: LatencySummary::of(&deliveries.latency_us),
             verdict: if failed == 0 {
                 Verdict::Pass
             } else {
@@ -512,7 +515,7 @@ impl Run<'_> {
 
     /// Waits (bounded) for outstanding acknowledgements, fails what is still unconfirmed, and
     /// builds the final report.
-    fn finish(self) -> Result<ProduceReport> {
+    fn finish(mut self) -> Result<ProduceReport> {
         let producer = self.producer;
         if !drain(producer, self.options.flush_timeout) {
             tracing::warn!(

@@ -1,5 +1,6 @@
 //! Latency as the tally keeps it: percentiles for reports, Prometheus buckets for `/metrics`.
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 /// Latency percentiles in milliseconds.
@@ -13,6 +14,19 @@ pub struct LatencySummary {
     pub p999: f64,
     /// Largest observed.
     pub max: f64,
+}
+
+impl LatencySummary {
+    /// The percentiles of a histogram of microseconds, in milliseconds.
+    pub fn of(histogram_us: &Histogram<u64>) -> Self {
+        let ms = |q: f64| histogram_us.value_at_quantile(q) as f64 / 1000.0;
+        LatencySummary {
+            p50: ms(0.5),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: histogram_us.max() as f64 / 1000.0,
+        }
+    }
 }
 
 /// Upper bounds (seconds) of the end-to-end latency histogram buckets.

@@ -161,13 +161,7 @@ impl OriginTally {
     }
 
     fn latency(&self) -> LatencySummary {
-        let ms = |q: f64| self.latency_us.value_at_quantile(q) as f64 / 1000.0;
-        LatencySummary {
-            p50: ms(0.5),
-            p99: ms(0.99),
-            p999: ms(0.999),
-            max: self.latency_us.max() as f64 / 1000.0,
-        }
+        LatencySummary::of(&self.latency_us)
     }
 }
 
@@ -331,6 +325,16 @@ impl Tally {
             }
         }
         origins
+    }
+
+    /// End-to-end latency of every event (microseconds), all origins merged.
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        let mut all = OriginTally::default().latency_us;
+        for origin in self.origins.values() {
+            // Same bounds on both sides: adding cannot fail.
+            let _ = all.add(&origin.latency_us);
+        }
+        all
     }
 
     /// Latency per origin, and how far ahead of the reader's clock its events were at most (ms).

@@ -33,6 +33,7 @@ use serde::Serialize;
 
 use crate::tally::ranges::RangeSet;
 use crate::wire::control::{from_pairs, RunReport, RunState};
+use crate::wire::series::RunSeries;
 
 /// Pass, fail, or incomplete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -259,6 +260,12 @@ pub struct RunVerdict {
     /// Where its events went.
     #[serde(skip)]
     pub accounting: Accounting,
+    /// The rate the run asked for, from its report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_rate: Option<f64>,
+    /// Sent, acknowledged and failed over time, from its report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub series: Option<RunSeries>,
 }
 
 /// Judges one run: what its latest report says against what was seen of it.
@@ -288,6 +295,8 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
             count,
             anomalies,
             accounting,
+            target_rate: None,
+            series: None,
         };
     };
     let acked = from_pairs(&report.acked);
@@ -330,6 +339,8 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
         count,
         anomalies,
         accounting,
+        target_rate: Some(report.target_rate),
+        series: Some(report.series.clone()),
     }
 }
 
@@ -422,6 +433,9 @@ mod tests {
             acked: to_pairs(acked),
             failed: to_pairs(failed),
             acked_high: vec![],
+            target_rate: 0.0,
+            series: Default::default(),
+            ack_latency_us: String::new(),
             started: 1.0,
             updated: 2.0,
         }

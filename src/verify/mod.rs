@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::kafka::config::ConnectionSettings;
 use crate::kafka::reader::{read_all, read_to_end, LogEnds};
 use crate::report::{origin_table, OutputFormat};
+use crate::tally::latency::LatencySummary;
 use crate::tally::ranges::RangeSet;
 use crate::tally::{keep_latest, OriginVerdict, Reports, Tally};
 use crate::verdict::judge;
@@ -25,6 +26,7 @@ use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdi
 use crate::wire::control::{from_pairs, ControlRecord, MemberReport};
 use crate::wire::event::python_timestamp;
 use crate::wire::run_header;
+use crate::wire::series::decode_histogram;
 use against::{Comparison, Match};
 
 /// What `verify` does.
@@ -67,6 +69,8 @@ pub struct GroupVerdict {
     pub unconsumed: u64,
     /// Events consumed per origin, summed over members.
     pub counts: BTreeMap<String, u64>,
+    /// End-to-end latency of the whole group, from every member's histogram merged.
+    pub latency_ms: Option<LatencySummary>,
 }
 
 /// The fleet verdict.
@@ -90,6 +94,9 @@ pub struct VerifyReport {
     pub anomalies: Anomalies,
     /// Where every event went.
     pub accounting: Accounting,
+    /// Acknowledgement latency of the whole fleet, from every run's histogram merged (exact
+    /// fleet-wide percentiles, not averages of percentiles).
+    pub ack_latency_ms: Option<LatencySummary>,
     /// Per origin.
     pub origins: BTreeMap<String, OriginVerdict>,
     /// The aggregation job comparison, with `--against`.
@@ -295,10 +302,29 @@ pub fn judge(
         malformed: tally.malformed(),
         anomalies,
         accounting,
+        ack_latency_ms: merged_latency(reports.values().map(|r| r.ack_latency_us.as_str())),
         origins,
         against: None,
         group: None,
     }
+}
+
+/// The percentiles of encoded histograms merged into one (`None` when there is none).
+fn merged_latency<'a>(encoded: impl Iterator<Item = &'a str>) -> Option<LatencySummary> {
+    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+    for histogram in encoded.filter_map(decode_histogram) {
+        match &mut merged {
+            Some(all) => {
+                if all.add(&histogram).is_err() {
+                    tracing::warn!("a latency histogram does not fit the others; left out");
+                }
+            }
+            None => merged = Some(histogram),
+        }
+    }
+    merged
+        .filter(|h| !h.is_empty())
+        .map(|h| LatencySummary::of(&h))
 }
 
 /// What a group consumed of the records `on_topic` (offsets per partition), from its members'
@@ -337,6 +363,7 @@ pub fn judge_group(
         redelivered: total - union.values().map(RangeSet::len).sum::<u64>(),
         unconsumed,
         counts,
+        latency_ms: merged_latency(members.values().map(|m| m.latency_us.as_str())),
     }
 }
 
@@ -363,7 +390,21 @@ pub fn text(report: &VerifyReport) -> String {
             );
         }
     }
+    if let Some(l) = &report.ack_latency_ms {
+        let _ = writeln!(
+            text,
+            "ack latency ms, whole fleet (merged histograms): p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+            l.p50, l.p99, l.p999, l.max
+        );
+    }
     if let Some(group) = &report.group {
+        if let Some(l) = &group.latency_ms {
+            let _ = writeln!(
+                text,
+                "end-to-end latency ms, whole group (merged histograms): p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}",
+                l.p50, l.p99, l.p999, l.max
+            );
+        }
         let _ = writeln!(
             text,
             "consumer group {}: {} members consumed {} events ({} redelivered), {} records not consumed",
@@ -434,6 +475,9 @@ mod tests {
             acked: to_pairs(&acked_set),
             failed: to_pairs(&failed_set),
             acked_high: vec![],
+            target_rate: 0.0,
+            series: Default::default(),
+            ack_latency_us: String::new(),
             started: 1.0,
             updated: 1_707_128_717.0,
         }
@@ -603,6 +647,34 @@ mod tests {
         )));
     }
 
+    /// Fleet percentiles come from the runs' histograms merged: equal to the percentiles of
+    /// every raw value, not an average of each run's percentiles.
+    #[test]
+    fn fleet_ack_latency_is_exact_over_every_run() {
+        use crate::wire::series::encode_histogram;
+        let new = || hdrhistogram::Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).unwrap();
+        let (mut fast, mut slow, mut all) = (new(), new(), new());
+        for v in 0..1000u64 {
+            fast.record(1000 + v).unwrap();
+            all.record(1000 + v).unwrap();
+        }
+        for v in 0..10u64 {
+            slow.record(2_000_000 + v * 1000).unwrap();
+            all.record(2_000_000 + v * 1000).unwrap();
+        }
+        let mut r1 = report("a", R1, 0..1000, &[]);
+        r1.ack_latency_us = encode_histogram(&fast);
+        let mut r2 = report("b", R2, 0..10, &[]);
+        r2.ack_latency_us = encode_histogram(&slow);
+        let mut tally = Tally::new();
+        feed(&mut tally, "a", R1, 0..1000);
+        feed(&mut tally, "b", R2, 0..10);
+        let verdict = judge_all(&tally, &reports(vec![r1, r2]));
+        assert_eq!(verdict.ack_latency_ms, Some(LatencySummary::of(&all)));
+        // p99.9 lands among the slow run's values, which averaging per-run p99.9s would hide.
+        assert!(verdict.ack_latency_ms.unwrap().p999 >= 2000.0);
+    }
+
     #[test]
     fn an_older_report_never_replaces_a_newer_one() {
         let mut newer = report("a", R1, 0..100, &[]);
@@ -632,6 +704,8 @@ mod tests {
             malformed: 0,
             offsets: by_partition,
             counts: BTreeMap::new(),
+            consumed_per_s: Default::default(),
+            latency_us: String::new(),
             updated: 1.0,
         }
     }

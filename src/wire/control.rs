@@ -17,6 +17,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::tally::ranges::RangeSet;
+use crate::wire::series::{RunSeries, Series};
 
 /// The control topic of a data topic, unless overridden: `<topic>-kta-control`.
 pub fn default_control_topic(topic: &str) -> String {
@@ -75,6 +76,16 @@ pub struct RunReport {
     /// `[partition, offset]`: the highest offset acknowledged on each partition written to.
     #[serde(default)]
     pub acked_high: Vec<[i64; 2]>,
+    /// The rate asked for (events per second, 0 = unpaced).
+    #[serde(default)]
+    pub target_rate: f64,
+    /// Sent, acknowledged and failed over time.
+    #[serde(default)]
+    pub series: RunSeries,
+    /// Acknowledgement latency from each event's scheduled time, microseconds, as
+    /// [`crate::wire::series::encode_histogram`] writes it (empty when none).
+    #[serde(default)]
+    pub ack_latency_us: String,
     /// When the run started (seconds since the epoch).
     pub started: f64,
     /// When this report was written.
@@ -100,6 +111,12 @@ pub struct MemberReport {
     pub offsets: Vec<PartitionOffsets>,
     /// Events consumed per origin.
     pub counts: BTreeMap<String, u64>,
+    /// Events consumed over time.
+    #[serde(default)]
+    pub consumed_per_s: Series,
+    /// End-to-end latency, microseconds, as [`crate::wire::series::encode_histogram`] writes it.
+    #[serde(default)]
+    pub latency_us: String,
     /// When this report was written (seconds since the epoch).
     pub updated: f64,
 }
@@ -154,6 +171,9 @@ mod tests {
             acked: vec![[0, 3]],
             failed: vec![],
             acked_high: vec![[0, 2]],
+            target_rate: 0.0,
+            series: Default::default(),
+            ack_latency_us: String::new(),
             started: 1.5,
             updated: 2.5,
         });
@@ -179,6 +199,8 @@ mod tests {
                 ranges: vec![[0, 51]],
             }],
             counts: BTreeMap::from([("a (1.1.1.1)".to_owned(), 50)]),
+            consumed_per_s: Default::default(),
+            latency_us: String::new(),
             updated: 2.5,
         });
         assert_eq!(ControlRecord::parse(&report.to_json()), Some(report));

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod event;
+pub mod series;
 
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
