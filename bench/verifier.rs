@@ -8,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use kafka_test_app::event::{decode, EventEncoder};
+use kafka_test_app::event::{decode, derived_id, run_key, EventEncoder};
 use kafka_test_app::Tally;
 
 const BATCH: u64 = 100_000;
@@ -18,7 +18,7 @@ const BASE: f64 = 1_763_000_000.0;
 const RUN: &[u8] = b"5f0c6d3e9a8b4c1d8e7f6a5b4c3d2e1f";
 
 /// `BATCH` events from `origins` origins, interleaved, each origin's `n` counting from 0, with
-/// the real encoder (random `_id`s, timestamps 10 µs apart).
+/// the real encoder (the `_id`s a producer run derives, timestamps 10 µs apart).
 fn events(origins: u64) -> Vec<(Vec<u8>, i32)> {
     let mut encoders: Vec<EventEncoder> = (0..origins)
         .map(|o| EventEncoder::new(&format!("kafka-test-app-{o} (10.1.29.{})", 100 + o)))
@@ -27,7 +27,11 @@ fn events(origins: u64) -> Vec<(Vec<u8>, i32)> {
         .map(|i| {
             let (o, n) = (i % origins, i / origins);
             let bytes = encoders[o as usize]
-                .encode(BASE + i as f64 * 1e-5, uuid::Uuid::new_v4(), n)
+                .encode(
+                    BASE + i as f64 * 1e-5,
+                    derived_id(run_key(std::str::from_utf8(RUN).unwrap()), n),
+                    n,
+                )
                 .to_vec();
             (bytes, (n % PARTITIONS) as i32)
         })
