@@ -517,8 +517,7 @@ def finished_report(config: CharmConfig | ConfigError, record: RunRecord) -> dic
         results["num-messages"] = str(config.num_messages)
         results["topic"] = config.topic_name
     results["note"] = (
-        "the producer sent all its messages and exited; its final report is the last "
-        "line of the workload's log"
+        "the producer sent all its messages and exited; its final report is in the workload's log"
     )
     return results
 

@@ -606,8 +606,8 @@ def test_get_report_after_finish_returns_the_record(ctx, monkeypatch):
         "starts": "1",
         "num-messages": "10",
         "topic": "test-topic",
-        "note": "the producer sent all its messages and exited; its final report is the last "
-        "line of the workload's log",
+        "note": "the producer sent all its messages and exited; its final report is in the "
+        "workload's log",
     }
 
 
