@@ -18,7 +18,7 @@ import hashlib
 import json
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import ops
@@ -480,7 +480,6 @@ def decide(
         return Plan(ops.BlockedStatus(STOPPED_MESSAGE), "stop")
     if manual is not None:
         conn = manual
-        status_topic_ok = True
     else:
         if relation.state == "absent":
             return Plan(ops.ActiveStatus(NO_RELATION_MESSAGE), "stop")
@@ -489,14 +488,26 @@ def decide(
         if relation.state == "waiting" or relation.connection is None:
             return Plan(ops.WaitingStatus(relation.reason or "Waiting for Kafka"), "keep")
         conn = relation.connection
-        status_topic_ok = conn.topic == config.topic_name
-    if not status_topic_ok:
-        # The relation granted access to another topic: keep running on it,
-        # but tell the operator how to move to the configured one.
+    plan = _connected_plan(config, conn, service, run, current_layer, can_persist)
+    if manual is None and conn.topic != config.topic_name:
+        # The relation granted access to another topic: keep running on it
+        # (or keep the producer finished), but tell the operator how to move
+        # to the configured one.
         status = ops.BlockedStatus(
             f"Please remove relation and recreate a new one to track topic {config.topic_name}"
         )
-        return _run_plan(config, conn, status)
+        return replace(plan, status=status)
+    return plan
+
+
+def _connected_plan(
+    config: CharmConfig,
+    conn: Connection,
+    service: ServiceState,
+    run: RunRecord | None,
+    current_layer: Mapping[str, Any] | None,
+    can_persist: bool,
+) -> Plan:
     base = active_message(conn.topic, config.role)
     if not bounded_producer(config):
         return _run_plan(config, conn, ops.ActiveStatus(base))

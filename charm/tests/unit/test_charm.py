@@ -249,24 +249,31 @@ ROLE_CONFIGS = [
 
 @pytest.mark.parametrize("config", ROLE_CONFIGS)
 def test_no_code_path_requests_admin(ctx, config):
-    seen = []
+    """Every way the request gets written carries only the app's role."""
+    written = []
     empty = testing.Relation("kafka-cluster", remote_app_name="kafka-k8s")
     out = ctx.run(ctx.on.relation_created(empty), state(config=config, relations=[empty]))
-    seen.append(dict(out.get_relation(empty.id).local_app_data))
-    for event in (ctx.on.config_changed(), ctx.on.leader_elected(), ctx.on.upgrade_charm()):
-        out = ctx.run(event, replace(out, leader=True))
-        seen.append(dict(out.get_relation(empty.id).local_app_data))
+    written.append(out.get_relation(empty.id).local_app_data)
+    # Created while not the leader, or while the config was invalid (role=admin):
+    # nothing is written then, a later hook writes the request.
+    for first in (
+        state(config=config, relations=[empty], leader=False),
+        state(config=config | {"role": "admin"}, relations=[empty]),
+    ):
+        out = ctx.run(ctx.on.relation_created(empty), first)
+        assert dict(out.get_relation(empty.id).local_app_data) == {}
+        for event in (ctx.on.leader_elected(), ctx.on.config_changed(), ctx.on.update_status()):
+            out = ctx.run(event, replace(out, leader=True, config=config))
+        written.append(out.get_relation(empty.id).local_app_data)
+    # Kafka already answered but our databag is empty (e.g. lost): relation-changed.
     for generation in GENERATIONS:
         rel, secrets = kafka_relation(generation, role=config["role"])
-        rel = replace(rel, local_app_data={})
-        out = answered(ctx, rel, secrets, config=config)
-        seen.append(dict(out.get_relation(rel.id).local_app_data))
-    out = ctx.run(ctx.on.action("start-process", params=ACTION_PARAMS), state(config=config))
-    seen.append(dict(out.get_relations("app-peers")[0].local_app_data))
-    assert all(seen[:4]) and all(d for d in seen[4:-1])
-    for data in seen:
-        assert data.get("extra-user-roles", config["role"]) == config["role"]
-        assert not any("admin" in value for value in data.values())
+        out = answered(ctx, replace(rel, local_app_data={}), secrets, config=config)
+        written.append(out.get_relation(rel.id).local_app_data)
+    assert len(written) == 6
+    for data in written:
+        assert data["extra-user-roles"] == config["role"]
+        assert "admin" not in json.dumps(dict(data))
 
 
 # -- relation: credentials and workload, per provider generation ---------------
@@ -558,6 +565,18 @@ def test_unchanged_running_producer_is_left_alone(ctx):
     assert run_record(out) == run_record(before)
     assert out.unit_status == testing.ActiveStatus(
         "Topic test-topic enabled with process producer"
+    )
+
+
+def test_finished_producer_stays_finished_after_topic_name_change(ctx):
+    done = finished_producer(ctx)
+    out = ctx.run(ctx.on.config_changed(), replace(done, config=PRODUCER | {"topic_name": "new"}))
+    svc = out.get_container("kafka-test-app").plan.services["kafka-test-app"]
+    assert svc.startup == "disabled" and not svc.environment
+    assert service_status(out) == pebble.ServiceStatus.INACTIVE
+    assert run_record(out).state == "finished"
+    assert out.unit_status == testing.BlockedStatus(
+        "Please remove relation and recreate a new one to track topic new"
     )
 
 
