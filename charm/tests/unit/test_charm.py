@@ -210,6 +210,43 @@ def test_relation_created_leader_writes_exactly_the_v0_request(ctx, config, expe
     )
 
 
+# The requirer fields each provider generation reads (see fixtures.py for the commits):
+# rev47 provider.py on_topic_requested (event.topic, .extra_user_roles,
+# .consumer_group_prefix); rev84 also the library's requested-secrets (secret routing);
+# rev116 the v1 library's RequirerDataContractV0 ("topic" is an alias of resource).
+PROVIDER_READS = {
+    "track-3-plain": ("topic", "extra-user-roles", "consumer-group-prefix"),
+    "track-3-secrets": ("topic", "extra-user-roles", "consumer-group-prefix", "requested-secrets"),
+    "track-4": ("topic", "extra-user-roles", "consumer-group-prefix"),
+}
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_request_has_every_field_the_provider_reads_then_the_answer_starts_it(ctx, generation):
+    plain = generation == "track-3-plain"  # no prefix grants: the literal topic
+    topic = "test-topic" if plain else "test-topic*"
+    config = {"consumer_group_prefix": "cg-", "topic_prefix_grant": not plain}
+    rel = testing.Relation("kafka-cluster", id=7, remote_app_name="kafka-k8s")
+    out = ctx.run(ctx.on.relation_created(rel), state(config=config, relations=[rel]))
+    data = dict(out.get_relation(rel.id).local_app_data)
+    expected = {
+        "topic": topic,
+        "extra-user-roles": "consumer",
+        "consumer-group-prefix": "cg-",
+        "requested-secrets": REQUESTED_SECRETS,
+    }
+    assert data == expected
+    assert {k: data[k] for k in PROVIDER_READS[generation]} == {
+        k: expected[k] for k in PROVIDER_READS[generation]
+    }
+    # Kafka answers on relation-changed; the workload starts with what it granted.
+    answer, secrets = kafka_relation(generation, topic=topic, prefix="cg-")
+    assert dict(answer.local_app_data) == data  # the fixture answers this very request
+    done = answered(ctx, answer, secrets, config=config)
+    assert service_env(done) == consumer_env(prefix="cg-")
+    assert service_status(done) == pebble.ServiceStatus.ACTIVE
+
+
 def test_relation_created_non_leader_writes_nothing(ctx):
     rel = testing.Relation("kafka-cluster", remote_app_name="kafka-k8s")
     out = ctx.run(ctx.on.relation_created(rel), state(relations=[rel], leader=False))
@@ -776,6 +813,19 @@ def test_get_report_producer(ctx, monkeypatch):
     ctx.run(ctx.on.action("get-report"), state(config={"role": "producer"}))
     assert ctx.action_results["sent"] == "10"
     assert ctx.action_results["elapsed-s"] == "5"
+
+
+def test_get_report_running_producer_adds_its_run_record(ctx, monkeypatch):
+    body = {"sent": 4, "acked": 4, "failed": 0, "elapsed_s": 2.0, "rate": 2.0}
+    monkeypatch.setattr(
+        KafkaTestAppCharm, "fetch_report", staticmethod(lambda url: json.dumps(body))
+    )
+    rel, secrets = kafka_relation("track-4", role="producer")
+    running = answered(ctx, rel, secrets, config=PRODUCER)
+    ctx.run(ctx.on.action("get-report"), running)
+    assert ctx.action_results["sent"] == "4"
+    assert ctx.action_results["run-state"] == "running"
+    assert ctx.action_results["starts"] == "1"
 
 
 def test_get_report_unreachable_fails(ctx, monkeypatch):
