@@ -201,7 +201,10 @@ class KafkaTestAppCharm(ops.CharmBase):
                 if container.get_service(workload.SERVICE).is_running():
                     container.stop(workload.SERVICE)
             return
-        if plan.layer is None:  # a "run" plan always carries a layer
+        if plan.layer is None:  # "run" and "plan" always carry a layer
+            return
+        if plan.action == "plan":
+            container.add_layer(workload.LAYER, plan.layer, combine=True)  # no replan
             return
         ca_changed = plan.ca_cert is not None and self._push_ca(container, plan.ca_cert)
         current = services.get(workload.SERVICE)

@@ -80,11 +80,13 @@ class Plan:
     """The decision for one hook: status plus what to do with the service.
 
     ``action`` is ``run`` (apply ``layer``, push ``ca_cert`` first if set),
-    ``stop`` (park the service if it exists) or ``keep`` (touch nothing).
+    ``plan`` (put ``layer`` in Pebble's plan without restarting the running
+    service), ``stop`` (park the service if it exists) or ``keep`` (touch
+    nothing).
     """
 
     status: ops.StatusBase
-    action: Literal["run", "stop", "keep"]
+    action: Literal["run", "plan", "stop", "keep"]
     layer: dict[str, Any] | None = None
     ca_cert: str | None = None
     record: RunRecord | None = None  # to store in the peer unit databag, if set
@@ -419,9 +421,15 @@ def _producer_plan(
     base: str,
     service: ServiceState,
     run: RunRecord | None,
-    layer_changed: bool,
+    change: Literal["none", "endpoints", "restart"],
 ) -> Plan:
-    """Plan a bounded producer so that it never silently sends its messages twice."""
+    """Plan a bounded producer so that it never silently sends its messages twice.
+
+    ``change`` is how the desired service differs from Pebble's: not at all,
+    only in the bootstrap servers (librdkafka finds the brokers from the
+    cluster's metadata, so the running process needs no restart: the plan is
+    updated for its next start), or otherwise (credentials, CA: restart).
+    """
     key = run_key(config, conn)
     n = config.num_messages
     if run is None or run.key != key:
@@ -443,7 +451,10 @@ def _producer_plan(
             ),
             "keep",
         )
-    if service == "error" or layer_changed:
+    if service in ("active", "backoff") and change == "endpoints":
+        plan = _run_plan(config, conn, ops.ActiveStatus(base + run.restarted_note(n)))
+        return replace(plan, action="plan")
+    if service == "error" or change != "none":
         # A crash (exit != 0), or new credentials/endpoints: restart. The
         # binary cannot resume, so the new start sends all n messages again.
         why = "crash" if service == "error" else "connection change"
@@ -517,8 +528,22 @@ def _connected_plan(
             "keep",
         )
     desired = service_definition(build_layer(config, build_environment(config, conn)))
-    changed = current_layer is not None and dict(current_layer) != desired
-    return _producer_plan(config, conn, base, service, run, changed)
+    return _producer_plan(config, conn, base, service, run, service_change(current_layer, desired))
+
+
+def service_change(
+    current: Mapping[str, Any] | None, desired: Mapping[str, Any]
+) -> Literal["none", "endpoints", "restart"]:
+    """Classify how ``desired`` differs from the ``current`` service definition."""
+    if current is None or dict(current) == dict(desired):
+        return "none"
+
+    def without_servers(service: Mapping[str, Any]) -> dict[str, Any]:
+        env = dict(service.get("environment") or {})
+        env.pop("KTA_BOOTSTRAP_SERVERS", None)
+        return dict(service) | {"environment": env}
+
+    return "endpoints" if without_servers(current) == without_servers(desired) else "restart"
 
 
 def finished_report(config: CharmConfig | ConfigError, record: RunRecord) -> dict[str, str]:

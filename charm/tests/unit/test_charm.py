@@ -595,6 +595,33 @@ def test_running_producer_password_rotation_restarts_and_counts_it(ctx):
     )
 
 
+def test_running_producer_endpoints_change_updates_plan_without_restart(ctx, monkeypatch):
+    rel, secrets = kafka_relation("track-4", role="producer")
+    before = answered(ctx, rel, secrets, config=PRODUCER)
+    calls = []
+    for name in ("replan", "restart", "start", "stop"):
+        original = getattr(ops.Container, name)
+
+        def spy(self, *args, _name=name, _original=original):
+            calls.append(_name)
+            return _original(self, *args)
+
+        monkeypatch.setattr(ops.Container, name, spy)
+    old = before.get_relation(rel.id)
+    servers = ENDPOINTS + ",kafka-k8s-2.kafka-k8s-endpoints:9092"
+    scaled = replace(old, remote_app_data=dict(old.remote_app_data) | {"endpoints": servers})
+    out = ctx.run(
+        ctx.on.relation_changed(scaled, remote_unit=0),
+        replace(before, relations={*before.relations} - {old} | {scaled}),
+    )
+    assert calls == []  # the running producer keeps going: no replay
+    assert service_env(out)["KTA_BOOTSTRAP_SERVERS"] == servers  # for its next start
+    assert run_record(out) == run_record(before)
+    assert out.unit_status == testing.ActiveStatus(
+        "Topic test-topic enabled with process producer"
+    )
+
+
 def test_unchanged_running_producer_is_left_alone(ctx):
     rel, secrets = kafka_relation("track-4", role="producer")
     before = answered(ctx, rel, secrets, config=PRODUCER)

@@ -326,3 +326,20 @@ def test_fetch_report_connection_refused_is_oserror():
     with pytest.raises(OSError):
         workload.fetch_report("http://127.0.0.1:9/report", timeout=1)
     assert issubclass(urllib.error.URLError, OSError)
+
+
+def test_service_change_classification():
+    base = {"command": "c", "environment": {"KTA_BOOTSTRAP_SERVERS": "a:1", "KTA_PASSWORD": "p"}}
+    servers = {
+        "command": "c",
+        "environment": {"KTA_BOOTSTRAP_SERVERS": "b:2", "KTA_PASSWORD": "p"},
+    }
+    password = {
+        "command": "c",
+        "environment": {"KTA_BOOTSTRAP_SERVERS": "a:1", "KTA_PASSWORD": "q"},
+    }
+    assert workload.service_change(None, base) == "none"
+    assert workload.service_change(base, dict(base)) == "none"
+    assert workload.service_change(base, servers) == "endpoints"
+    assert workload.service_change(base, password) == "restart"
+    assert workload.service_change(base, base | {"command": "d"}) == "restart"
