@@ -96,7 +96,12 @@ class KafkaTestAppCharm(ops.CharmBase):
         if relation is None or request is None:
             return workload.RelationView("absent")
         response = kafka_client.parse_response(relation.data[relation.app], self._read_secret)
-        return workload.connection_from_response(response, request)
+        view = workload.connection_from_response(response, request)
+        if view.state == "ready" and view.connection is not None:
+            logger.debug(
+                "Kafka (%s) granted %s", view.generation, view.connection.granted
+            )  # no credential here
+        return view
 
     def _manual_secret(self) -> ops.Secret | None:
         try:

@@ -8,8 +8,11 @@ that every decision the charm takes can be unit-tested without Juju:
   ``Connection``;
 * ``build_environment`` and ``build_layer`` turn config plus connection into
   the Pebble layer (credentials only ever in the environment, never in argv);
+* ``RunRecord`` remembers what a bounded producer did (kept by the charm in
+  the peer unit databag), so that a finished run is never sent again;
 * ``decide`` combines everything into a ``Plan``: the unit status and what to
-  do with the service (run it with a layer, stop it, or leave it alone).
+  do with the service (run it with a layer, update the plan only, park it,
+  or leave it alone).
 """
 
 from __future__ import annotations
