@@ -1,25 +1,21 @@
 #!/usr/bin/env python3
 """Kubernetes sidecar charm running the Rust kafka-test-app as a Kafka producer or consumer.
 
-The charm only gathers facts (config, the ``kafka-cluster`` relation via
-dpcharmlibs-interfaces, the ``start-process`` secret, the stop flag) and
-applies the ``Plan`` that the pure ``workload.decide`` returns.
+The charm only gathers facts (config, the ``kafka-cluster`` relation read
+with the v0 requirer in ``kafka_client``, the ``start-process`` secret, the
+stop flag, the producer's run record, the Pebble service state) and applies
+the ``Plan`` that the pure ``workload.decide`` returns.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import ops
-from dpcharmlibs.interfaces import (
-    KafkaRequestModel,
-    KafkaResponseModel,
-    RequirerDataContractV1,
-    ResourceRequirerEventHandler,
-    gen_hash,
-)
 
+import kafka_client
 import workload
 from config import CharmConfig, ConfigError, kafka_roles, parse_config
 from report import ReportError, flatten_report
@@ -29,6 +25,7 @@ logger = logging.getLogger(__name__)
 RELATION = "kafka-cluster"
 PEER = "app-peers"
 MANUAL_SECRET_LABEL = "kafka-test-app-manual-connection"  # noqa: S105 (a label, not a secret)
+RUN_KEY = "producer-run"  # peer unit databag key holding a workload.RunRecord
 
 
 class KafkaTestAppCharm(ops.CharmBase):
@@ -40,9 +37,7 @@ class KafkaTestAppCharm(ops.CharmBase):
     def __init__(self, framework: ops.Framework):
         super().__init__(framework)
         self._config = self._load_config()
-        self.kafka = ResourceRequirerEventHandler(
-            self, RELATION, requests=self._requests(), response_model=KafkaResponseModel
-        )
+        self._broken_relation_id: int | None = None
         for event in (
             self.on.install,
             self.on.start,
@@ -52,14 +47,12 @@ class KafkaTestAppCharm(ops.CharmBase):
             self.on.leader_elected,
             self.on.kafka_test_app_pebble_ready,
             self.on.secret_changed,
+            self.on[RELATION].relation_joined,
             self.on[RELATION].relation_changed,
-            self.on[RELATION].relation_broken,
-            self.kafka.on.resource_created,
-            self.kafka.on.endpoints_changed,
-            self.kafka.on.authentication_updated,
         ):
             framework.observe(event, self._reconcile)
         framework.observe(self.on[RELATION].relation_created, self._on_relation_created)
+        framework.observe(self.on[RELATION].relation_broken, self._on_relation_broken)
         framework.observe(self.on.collect_unit_status, self._on_collect_status)
         framework.observe(self.on.start_process_action, self._on_start_process)
         framework.observe(self.on.stop_process_action, self._on_stop_process)
@@ -73,37 +66,42 @@ class KafkaTestAppCharm(ops.CharmBase):
         except ConfigError as e:
             return e
 
-    def _requests(self) -> list[KafkaRequestModel]:
-        """Return the topic request for Kafka; none while the config is invalid."""
+    def _topic_request(self) -> kafka_client.TopicRequest | None:
+        """Return what to ask Kafka for; None while the config is invalid."""
         if isinstance(self._config, ConfigError):
-            return []
-        prefix = self._config.consumer_group_prefix if self._config.role == "consumer" else ""
-        return [
-            KafkaRequestModel(
-                resource=self._config.topic_name,
-                extra_user_roles=kafka_roles(self._config.role),
-                consumer_group_prefix=prefix or None,
-            )
-        ]
+            return None
+        return kafka_client.topic_request(self._config.topic_name, self._config.topic_prefix_grant)
 
     @property
     def _container(self) -> ops.Container:
         return self.unit.get_container(workload.CONTAINER)
 
-    def _relation_view(self) -> workload.RelationView:
+    def _kafka_relation(self) -> ops.Relation | None:
         relation = self.model.get_relation(RELATION)
-        if relation is None or relation.app is None:
-            return workload.RelationView("absent")
-        topic = "" if isinstance(self._config, ConfigError) else self._config.topic_name
+        if relation is None or relation.app is None or relation.id == self._broken_relation_id:
+            return None
+        return relation
+
+    def _read_secret(self, uri: str) -> Mapping[str, str] | None:
+        """Return a provider secret's latest content; None if it cannot be read (yet)."""
         try:
-            data = self.kafka.interface.build_model(relation.id, component=relation.app)
-        except (ValueError, ops.ModelError) as e:  # pydantic.ValidationError is a ValueError
-            logger.warning("cannot read %s relation data yet: %s", RELATION, type(e).__name__)
-            return workload.RelationView(
-                "waiting", reason="Waiting for readable Kafka relation data"
-            )
-        response = next((r for r in data.requests if r.secret_user or r.username), None)
-        return workload.connection_from_response(response, topic)
+            return self.model.get_secret(id=uri).get_content(refresh=True)
+        except (ops.SecretNotFoundError, ops.ModelError) as e:
+            logger.warning("cannot read a %s secret yet: %s", RELATION, type(e).__name__)
+            return None
+
+    def _relation_view(self) -> workload.RelationView:
+        relation = self._kafka_relation()
+        request = self._topic_request()
+        if relation is None or request is None:
+            return workload.RelationView("absent")
+        response = kafka_client.parse_response(relation.data[relation.app], self._read_secret)
+        view = workload.connection_from_response(response, request)
+        if view.state == "ready" and view.connection is not None:
+            logger.debug(
+                "Kafka (%s) granted %s", view.generation, view.connection.granted
+            )  # no credential here
+        return view
 
     def _manual_secret(self) -> ops.Secret | None:
         try:
@@ -115,67 +113,110 @@ class KafkaTestAppCharm(ops.CharmBase):
         secret = self._manual_secret()
         return workload.connection_from_secret(secret.peek_content()) if secret else None
 
-    def _stopped(self) -> bool:
+    def _peer_data(self) -> ops.RelationDataContent | None:
         peer = self.model.get_relation(PEER)
-        return bool(peer and peer.data[self.unit].get("stopped") == "true")
+        return peer.data[self.unit] if peer else None
+
+    def _stopped(self) -> bool:
+        data = self._peer_data()
+        return bool(data and data.get("stopped") == "true")
 
     def _set_stopped(self, stopped: bool) -> bool:
         """Record the stop flag in the peer unit databag; False if there is no peer relation."""
-        peer = self.model.get_relation(PEER)
-        if peer is None:
+        data = self._peer_data()
+        if data is None:
             return False
         if stopped:
-            peer.data[self.unit]["stopped"] = "true"
+            data["stopped"] = "true"
         else:
-            peer.data[self.unit].pop("stopped", None)
+            data.pop("stopped", None)
         return True
+
+    def _run_record(self) -> workload.RunRecord | None:
+        data = self._peer_data()
+        return workload.RunRecord.from_json(data.get(RUN_KEY)) if data is not None else None
+
+    def _set_run_record(self, record: workload.RunRecord | None) -> None:
+        data = self._peer_data()
+        if data is None:
+            return
+        if record is None:
+            data.pop(RUN_KEY, None)
+        else:
+            data[RUN_KEY] = record.to_json()
+
+    def _service_facts(self) -> tuple[workload.ServiceState, dict[str, Any] | None]:
+        """Return the service's state and its definition in Pebble's plan."""
+        container = self._container
+        if not container.can_connect():
+            return "absent", None
+        service = container.get_plan().services.get(workload.SERVICE)
+        if service is None:
+            return "absent", None
+        info = container.get_services(workload.SERVICE).get(workload.SERVICE)
+        state = info.current.value if info else "inactive"
+        return state, service.to_dict()  # type: ignore[return-value]
 
     def _plan(self) -> workload.Plan:
         container = self._container
+        service, definition = self._service_facts()
         return workload.decide(
             self._config,
             can_connect=container.can_connect(),
             stopped=self._stopped(),
             manual=self._manual_connection(),
             relation=self._relation_view(),
+            service=service,
+            run=self._run_record(),
+            current_layer=definition,
+            can_persist=self._peer_data() is not None,
         )
 
     # -- effects -----------------------------------------------------------
 
     def _ensure_request(self) -> None:
-        """Leader: send the topic request if relation-created could not (e.g. bad config then)."""
-        relation = self.model.get_relation(RELATION)
-        if not (relation and self.unit.is_leader()) or isinstance(self._config, ConfigError):
+        """Leader: write the topic request unless it is there (v0 providers act on it once)."""
+        relation = self._kafka_relation()
+        request = self._topic_request()
+        if relation is None or request is None or not self.unit.is_leader():
             return
-        if json.loads(relation.data[self.app].get("requests") or "[]"):
+        if relation.data[self.app].get("topic"):
             return
-        requests = self._requests()
-        for request in requests:
-            request.request_id = gen_hash(request.resource, request.salt)
-        contract = RequirerDataContractV1[KafkaRequestModel](version="v1", requests=requests)
-        self.kafka.interface.write_model(relation.id, contract)
+        config = self._config
+        assert isinstance(config, CharmConfig)  # noqa: S101 (request is None otherwise)
+        relation.data[self.app].update(
+            kafka_client.build_request(
+                kafka_roles(config.role), request, config.consumer_group_prefix
+            )
+        )
 
     def _apply(self, plan: workload.Plan) -> None:
         container = self._container
+        if plan.record is not None:
+            self._set_run_record(plan.record)
         if plan.action == "keep" or not container.can_connect():
             return
         services = container.get_plan().services
         if plan.action == "stop":
             if workload.SERVICE in services:
                 role = "consumer" if isinstance(self._config, ConfigError) else self._config.role
-                container.add_layer(workload.LAYER, workload.stopped_layer(role), combine=True)
+                parked = workload.stopped_layer(role)
+                if services[workload.SERVICE].to_dict() != workload.service_definition(parked):
+                    container.add_layer(workload.LAYER, parked, combine=True)
                 if container.get_service(workload.SERVICE).is_running():
                     container.stop(workload.SERVICE)
             return
-        if plan.layer is None:  # a "run" plan always carries a layer
+        if plan.layer is None:  # "run" and "plan" always carry a layer
+            return
+        if plan.action == "plan":
+            container.add_layer(workload.LAYER, plan.layer, combine=True)  # no replan
             return
         ca_changed = plan.ca_cert is not None and self._push_ca(container, plan.ca_cert)
-        desired = ops.pebble.Layer(plan.layer).services[workload.SERVICE]
         current = services.get(workload.SERVICE)
-        if current is None or current.to_dict() != desired.to_dict():
+        if current is None or current.to_dict() != workload.service_definition(plan.layer):
             container.add_layer(workload.LAYER, plan.layer, combine=True)
             container.replan()
-        elif ca_changed:
+        elif ca_changed or plan.restart:
             container.restart(workload.SERVICE)
 
     @staticmethod
@@ -198,7 +239,12 @@ class KafkaTestAppCharm(ops.CharmBase):
     # -- handlers ----------------------------------------------------------
 
     def _on_relation_created(self, event: ops.RelationCreatedEvent) -> None:
-        self._set_stopped(False)  # a new relation is an explicit request to run
+        self._set_stopped(False)  # a new relation is an explicit request to run...
+        self._set_run_record(None)  # ...and so to send num_messages again
+        self._reconcile(event)
+
+    def _on_relation_broken(self, event: ops.RelationBrokenEvent) -> None:
+        self._broken_relation_id = event.relation.id
         self._reconcile(event)
 
     def _on_collect_status(self, event: ops.CollectStatusEvent) -> None:
@@ -228,6 +274,7 @@ class KafkaTestAppCharm(ops.CharmBase):
         else:
             self.unit.add_secret(content, label=MANUAL_SECRET_LABEL)
         self._set_stopped(False)
+        self._set_run_record(None)  # an explicit request to send again
         self._reconcile()
         event.set_results(
             {"service": workload.SERVICE, "role": self._config.role, "topic": conn.topic}
@@ -250,15 +297,24 @@ class KafkaTestAppCharm(ops.CharmBase):
         event.set_results({"service": workload.SERVICE, "stopped": "true"})
 
     def _on_get_report(self, event: ops.ActionEvent) -> None:
+        record = self._run_record()
         try:
             body = self.fetch_report(workload.REPORT_URL)
         except OSError as e:
+            if record is not None and record.state == "finished":
+                # The producer sent everything and exited: nothing serves /report.
+                event.set_results(workload.finished_report(self._config, record))
+                return
             event.fail(f"Could not fetch the report from {workload.REPORT_URL}: {e}")
             return
         try:
-            event.set_results(flatten_report(body))
+            results = flatten_report(body)
         except ReportError as e:
             event.fail(f"The workload returned an unusable report: {e}")
+            return
+        if record is not None:
+            results.update({"run-state": record.state, "starts": str(record.starts)})
+        event.set_results(results)
 
 
 if __name__ == "__main__":  # pragma: nocover

@@ -42,17 +42,18 @@ class CharmConfig:
     num_messages: int
     consumer_group_prefix: str
     rate: float
+    topic_prefix_grant: bool = True
 
 
 def kafka_roles(role: str) -> str:
     """Return the ``extra-user-roles`` value to request from Kafka for ``role``.
 
-    A producer also needs ``admin`` so that it may create its topic.
+    Only the app's own role, never ``admin``: Charmed Kafka grants a producer
+    CREATE, WRITE and DESCRIBE on the requested topic (so it may create it),
+    a consumer READ and DESCRIBE plus its consumer group prefix.
     """
-    if role == "producer":
-        return "producer,admin"
-    if role == "consumer":
-        return "consumer"
+    if role in ROLES:
+        return role
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -100,6 +101,13 @@ def _rate(raw: Mapping[str, Any]) -> float:
     return float(value)
 
 
+def _boolean(raw: Mapping[str, Any], option: str, default: bool) -> bool:
+    value = raw.get(option, default)
+    if not isinstance(value, bool):
+        raise ConfigError(option, f"must be true or false (got {value!r})")
+    return value
+
+
 def _string(raw: Mapping[str, Any], option: str, default: str) -> str:
     value = raw.get(option, default)
     if value is None:
@@ -114,7 +122,7 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
 
     Raises ``ConfigError`` for the first invalid option, checked in a fixed
     order (role, topic_name, partitions, replication_factor, num_messages,
-    consumer_group_prefix, rate).
+    consumer_group_prefix, rate, topic_prefix_grant).
     """
     role = _string(raw, "role", "consumer")
     if role not in ROLES:
@@ -140,4 +148,5 @@ def parse_config(raw: Mapping[str, Any]) -> CharmConfig:
         num_messages=num_messages,
         consumer_group_prefix=prefix,
         rate=_rate(raw),
+        topic_prefix_grant=_boolean(raw, "topic_prefix_grant", True),
     )

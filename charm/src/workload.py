@@ -8,15 +8,20 @@ that every decision the charm takes can be unit-tested without Juju:
   ``Connection``;
 * ``build_environment`` and ``build_layer`` turn config plus connection into
   the Pebble layer (credentials only ever in the environment, never in argv);
+* ``RunRecord`` remembers what a bounded producer did (kept by the charm in
+  the peer unit databag), so that a finished run is never sent again;
 * ``decide`` combines everything into a ``Plan``: the unit status and what to
-  do with the service (run it with a layer, stop it, or leave it alone).
+  do with the service (run it with a layer, update the plan only, park it,
+  or leave it alone).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import ops
@@ -30,7 +35,6 @@ BINARY = "/usr/local/bin/kafka-test-app"
 CA_PATH = "/etc/kafka-test-app/ca.pem"
 HTTP_PORT = 8080
 HTTP_ADDR = f"0.0.0.0:{HTTP_PORT}"
-HEALTH_URL = f"http://localhost:{HTTP_PORT}/healthz"
 REPORT_URL = f"http://localhost:{HTTP_PORT}/report"
 SASL_MECHANISM = "SCRAM-SHA-512"
 
@@ -54,6 +58,8 @@ class Connection:
     tls_ca: str | None = None
     consumer_group_prefix: str = ""
     source: Literal["relation", "action"] = "relation"
+    granted: str = ""  # the topic value Kafka granted ("<topic>*" for a prefix grant)
+    covers_control: bool = False  # the grant also covers the control topic
 
 
 @dataclass(frozen=True)
@@ -61,13 +67,15 @@ class RelationView:
     """What the charm could learn from the ``kafka-cluster`` relation.
 
     ``state`` is one of ``absent`` (no relation), ``waiting`` (related but the
-    credentials are not there yet; ``reason`` says why) or ``ready``
-    (``connection`` is set).
+    credentials are not there yet; ``reason`` says why), ``blocked`` (the
+    provider cannot serve what was requested; ``reason`` says what to do) or
+    ``ready`` (``connection`` is set). ``generation`` names the provider kind.
     """
 
-    state: Literal["absent", "waiting", "ready"]
+    state: Literal["absent", "waiting", "blocked", "ready"]
     reason: str = ""
     connection: Connection | None = None
+    generation: str = ""
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,17 @@ class Plan:
     """The decision for one hook: status plus what to do with the service.
 
     ``action`` is ``run`` (apply ``layer``, push ``ca_cert`` first if set),
-    ``stop`` (stop the service if it exists) or ``keep`` (touch nothing).
+    ``plan`` (put ``layer`` in Pebble's plan without restarting the running
+    service), ``stop`` (park the service if it exists) or ``keep`` (touch
+    nothing).
     """
 
     status: ops.StatusBase
-    action: Literal["run", "stop", "keep"]
+    action: Literal["run", "plan", "stop", "keep"]
     layer: dict[str, Any] | None = None
     ca_cert: str | None = None
+    record: RunRecord | None = None  # to store in the peer unit databag, if set
+    restart: bool = False  # restart the service even if its definition is unchanged
 
 
 def active_message(topic: str, role: str) -> str:
@@ -89,29 +101,41 @@ def active_message(topic: str, role: str) -> str:
     return f"Topic {topic} enabled with process {role}"
 
 
-def connection_from_response(response: Any, requested_topic: str) -> RelationView:
-    """Build a ``RelationView`` from a data-interfaces ``KafkaResponseModel``.
+def connection_from_response(response: Any, request: Any) -> RelationView:
+    """Build a ``RelationView`` from a parsed ``kafka_client.Response``.
 
-    ``response`` is duck-typed (``endpoints``, ``username``, ``password``,
-    ``tls``, ``tls_ca``, ``consumer_group_prefix``, ``resource``) so tests can
-    pass a plain namespace; None means Kafka has not answered yet.
+    ``request`` is the ``kafka_client.TopicRequest`` the charm would send now;
+    ``response`` None means Kafka has not answered yet. Both are duck-typed so
+    tests can pass plain namespaces.
     """
     if response is None:
         return RelationView(
+            "waiting", reason=f"Waiting for Kafka to grant topic {request.requested}"
+        )
+    if response.unreadable:
+        return RelationView(
             "waiting",
+            reason=f"Waiting for access to Kafka's {', '.join(response.unreadable)} secret",
+        )
+    if missing := response.missing():
+        return RelationView("waiting", reason=f"Waiting for Kafka to provide {', '.join(missing)}")
+    granted = response.topic or request.requested
+    if granted.endswith("*") and response.generation == "track-3-plain":
+        # Revisions that hand out plain databag credentials (kafka-k8s <= 47)
+        # grant "<topic>*" as a LITERAL ACL: the producer could not write.
+        return RelationView(
+            "blocked",
             reason=(
-                f"Waiting for Kafka to grant topic {requested_topic} "
-                "(needs a Kafka charm speaking data-interfaces v1)"
+                f"This Kafka cannot grant the topic prefix {granted}: set "
+                "topic_prefix_grant=false, then remove and re-add the relation"
             ),
         )
-    missing = [
-        name for name in ("endpoints", "username", "password") if not getattr(response, name, None)
-    ]
-    if missing:
-        return RelationView("waiting", reason=f"Waiting for Kafka to provide {', '.join(missing)}")
-    tls = bool(getattr(response, "tls", None))
-    tls_ca = getattr(response, "tls_ca", None) or None
-    if tls and not tls_ca:
+    if response.tls and not response.tls_ca:
+        if response.generation == "track-3-plain":
+            return RelationView(
+                "blocked",
+                reason="Kafka has TLS on but this revision sends no CA (needs kafka-k8s 60+)",
+            )
         return RelationView("waiting", reason="Waiting for Kafka to provide its TLS CA")
     return RelationView(
         "ready",
@@ -119,12 +143,15 @@ def connection_from_response(response: Any, requested_topic: str) -> RelationVie
             servers=response.endpoints,
             username=response.username,
             password=response.password,
-            topic=getattr(response, "resource", None) or requested_topic,
-            tls=tls,
-            tls_ca=tls_ca,
-            consumer_group_prefix=getattr(response, "consumer_group_prefix", None) or "",
+            topic=granted[:-1] if granted.endswith("*") else granted,
+            tls=response.tls,
+            tls_ca=response.tls_ca or None,
+            consumer_group_prefix=response.consumer_group_prefix or "",
             source="relation",
+            granted=granted,
+            covers_control=granted.endswith("*"),
         ),
+        generation=response.generation,
     )
 
 
@@ -204,8 +231,23 @@ def resolve_consumer_group_prefix(conn: Connection, config: CharmConfig) -> str:
     return conn.consumer_group_prefix or config.consumer_group_prefix
 
 
+def control_topic(topic: str) -> str:
+    """Return the control topic the workload uses for ``topic`` (its default)."""
+    return f"{topic}-kta-control"
+
+
+def bounded_producer(config: CharmConfig) -> bool:
+    """Whether the workload is a producer that exits after ``num_messages``."""
+    return config.role == "producer" and config.num_messages > 0
+
+
 def build_environment(config: CharmConfig, conn: Connection) -> dict[str, str]:
-    """Return the workload's environment (the only place credentials go)."""
+    """Return the workload's environment (the only place credentials go).
+
+    Run reports (producer) go to the control topic only when the grant covers
+    it; a consumer never writes member reports, as the ``consumer`` role
+    grants no WRITE.
+    """
     env = {
         "KTA_BOOTSTRAP_SERVERS": conn.servers,
         "KTA_SECURITY_PROTOCOL": "SASL_SSL" if conn.tls else "SASL_PLAINTEXT",
@@ -227,8 +269,14 @@ def build_environment(config: CharmConfig, conn: Connection) -> dict[str, str]:
                 "KTA_REPLICATION_FACTOR": str(config.replication_factor),
             }
         )
-    elif prefix := resolve_consumer_group_prefix(conn, config):
-        env["KTA_CONSUMER_GROUP_PREFIX"] = prefix
+        if conn.covers_control or conn.source == "action":
+            env["KTA_CONTROL_TOPIC"] = control_topic(conn.topic)
+        else:
+            env["KTA_NO_RUN_REPORTS"] = "true"
+    else:
+        env["KTA_NO_MEMBER_REPORTS"] = "true"
+        if prefix := resolve_consumer_group_prefix(conn, config):
+            env["KTA_CONSUMER_GROUP_PREFIX"] = prefix
     return env
 
 
@@ -237,12 +285,21 @@ def build_command(role: str) -> str:
     return f"{BINARY} {SUBCOMMANDS[role]}"
 
 
-def build_layer(role: str, environment: Mapping[str, str]) -> dict[str, Any]:
+def build_layer(config: CharmConfig, environment: Mapping[str, str]) -> dict[str, Any]:
     """Return the Pebble layer running the workload with ``environment``.
 
-    A producer exits 0 after ``num_messages`` events: ``on-success: ignore``
-    keeps it from being restarted then, ``on-failure: restart`` retries a
-    crash. The alive check polls ``/healthz``.
+    No health check: Juju points the container's Kubernetes liveness probe at
+    Pebble's ``alive`` checks, and an HTTP check fails as soon as a producer
+    has sent ``num_messages`` and exited, so the kubelet would restart the
+    container and the producer would send everything again. Pebble itself
+    supervises the process.
+
+    A bounded producer exits 0 when done (``on-success: ignore`` leaves it
+    ``inactive``) and is not restarted by Pebble on failure either
+    (``on-failure: ignore`` leaves it in ``error``): a restart sends
+    ``num_messages`` again, so the charm decides, and says so. A consumer or
+    an endless producer is restarted by Pebble (a consumer resumes from its
+    group's committed offsets).
     """
     return {
         "summary": "kafka-test-app layer",
@@ -250,23 +307,13 @@ def build_layer(role: str, environment: Mapping[str, str]) -> dict[str, Any]:
         "services": {
             SERVICE: {
                 "override": "replace",
-                "summary": f"kafka-test-app {role}",
-                "command": build_command(role),
+                "summary": f"kafka-test-app {config.role}",
+                "command": build_command(config.role),
                 "startup": "enabled",
                 "on-success": "ignore",
-                "on-failure": "restart",
+                "on-failure": "ignore" if bounded_producer(config) else "restart",
                 "kill-delay": "10s",
                 "environment": dict(environment),
-            }
-        },
-        "checks": {
-            "kafka-test-app-alive": {
-                "override": "replace",
-                "level": "alive",
-                "period": "10s",
-                "timeout": "3s",
-                "threshold": 3,
-                "http": {"url": HEALTH_URL},
             }
         },
     }
@@ -291,11 +338,133 @@ def stopped_layer(role: str) -> dict[str, Any]:
     }
 
 
-def _run_plan(config: CharmConfig, conn: Connection, status: ops.StatusBase) -> Plan:
-    layer = build_layer(config.role, build_environment(config, conn))
+@dataclass(frozen=True)
+class RunRecord:
+    """What this unit's bounded producer did, kept in the peer unit databag.
+
+    ``key`` identifies the run (config and target, not credentials);
+    ``state`` is ``running`` (started, not seen finished) or ``finished``
+    (exited 0: all ``num_messages`` sent); ``starts`` counts how often the
+    charm started it (every start sends ``num_messages`` from the beginning)
+    and ``why`` says what caused the last restart.
+    """
+
+    key: str
+    state: Literal["running", "finished"]
+    starts: int = 1
+    why: str = ""
+
+    def to_json(self) -> str:
+        """Serialise for the databag."""
+        data = {"key": self.key, "state": self.state, "starts": self.starts}
+        return json.dumps(data | ({"why": self.why} if self.why else {}))
+
+    @staticmethod
+    def from_json(raw: str | None) -> RunRecord | None:
+        """Inverse of ``to_json``; None for a missing or unreadable value."""
+        try:
+            data = json.loads(raw or "")
+            state = data["state"]
+            if state not in ("running", "finished"):
+                return None
+            return RunRecord(str(data["key"]), state, int(data["starts"]), data.get("why", ""))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def restarted_note(self, n: int) -> str:
+        """Return the status suffix for a run started more than once ('' otherwise)."""
+        if self.starts < 2:
+            return ""
+        return f" (restarted after a {self.why or 'restart'}: start {self.starts} re-sent all {n})"
+
+
+def run_key(config: CharmConfig, conn: Connection) -> str:
+    """Identify a producer run: same key, same run (credential rotation keeps it)."""
+    ident = {
+        "role": config.role,
+        "topic": conn.topic,
+        "num_messages": config.num_messages,
+        "rate": config.rate,
+        "partitions": config.partitions,
+        "replication_factor": config.replication_factor,
+        "source": conn.source,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def service_definition(layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the service as Pebble reports it in its plan (``Service.to_dict()``)."""
+    return ops.pebble.Layer(dict(layer)).services[SERVICE].to_dict()
+
+
+ServiceState = Literal["absent", "active", "inactive", "error", "backoff"]
+
+
+def _run_plan(
+    config: CharmConfig,
+    conn: Connection,
+    status: ops.StatusBase,
+    record: RunRecord | None = None,
+    restart: bool = False,
+) -> Plan:
+    layer = build_layer(config, build_environment(config, conn))
     return Plan(
-        status=status, action="run", layer=layer, ca_cert=conn.tls_ca if conn.tls else None
+        status=status,
+        action="run",
+        layer=layer,
+        ca_cert=conn.tls_ca if conn.tls else None,
+        record=record,
+        restart=restart,
     )
+
+
+def _producer_plan(
+    config: CharmConfig,
+    conn: Connection,
+    base: str,
+    service: ServiceState,
+    run: RunRecord | None,
+    change: Literal["none", "endpoints", "restart"],
+) -> Plan:
+    """Plan a bounded producer so that it never silently sends its messages twice.
+
+    ``change`` is how the desired service differs from Pebble's: not at all,
+    only in the bootstrap servers (librdkafka finds the brokers from the
+    cluster's metadata, so the running process needs no restart: the plan is
+    updated for its next start), or otherwise (credentials, CA: restart).
+    """
+    key = run_key(config, conn)
+    n = config.num_messages
+    if run is None or run.key != key:
+        return _run_plan(config, conn, ops.ActiveStatus(base), RunRecord(key, "running"))
+    if run.state == "finished" or service == "inactive":
+        done = RunRecord(key, "finished", run.starts, run.why)
+        message = f"{base}: finished sending {n} messages"
+        if run.starts > 1:
+            message += f" (started {run.starts} times)"
+        return Plan(ops.ActiveStatus(message), "stop", record=done if done != run else None)
+    if service == "absent":
+        # The container restarted (Pebble's plan is gone) while the run was
+        # going or after it ended unseen: the binary cannot resume, so do not
+        # send again behind the operator's back.
+        return Plan(
+            ops.BlockedStatus(
+                f"Producer interrupted by a container restart, not re-sent to avoid "
+                f"duplicates; re-add the relation (or start-process) to send {n} again"
+            ),
+            "keep",
+        )
+    if service in ("active", "backoff") and change == "endpoints":
+        plan = _run_plan(config, conn, ops.ActiveStatus(base + run.restarted_note(n)))
+        return replace(plan, action="plan")
+    if service == "error" or change != "none":
+        # A crash (exit != 0), or new credentials/endpoints: restart. The
+        # binary cannot resume, so the new start sends all n messages again.
+        why = "crash" if service == "error" else "connection change"
+        again = RunRecord(key, "running", run.starts + 1, why)
+        status = ops.ActiveStatus(base + again.restarted_note(n))
+        return _run_plan(config, conn, status, again, restart=True)
+    return _run_plan(config, conn, ops.ActiveStatus(base + run.restarted_note(n)))
 
 
 def decide(
@@ -304,11 +473,18 @@ def decide(
     stopped: bool,
     manual: Connection | None,
     relation: RelationView,
+    service: ServiceState = "absent",
+    run: RunRecord | None = None,
+    current_layer: Mapping[str, Any] | None = None,
+    can_persist: bool = True,
 ) -> Plan:
     """Decide status and service action from everything the charm knows.
 
     Precedence: invalid config, unreachable container, stopped by action,
-    action-provided connection, then the relation.
+    action-provided connection, then the relation. A bounded producer also
+    follows its ``RunRecord`` (see ``_producer_plan``); ``current_layer`` is
+    the service's ``to_dict()`` in Pebble's plan now (to notice changes),
+    ``can_persist`` whether the peer relation exists to store the record.
     """
     if isinstance(config, ConfigError):
         return Plan(ops.BlockedStatus(str(config)), "keep")
@@ -317,22 +493,72 @@ def decide(
     if stopped:
         return Plan(ops.BlockedStatus(STOPPED_MESSAGE), "stop")
     if manual is not None:
-        return _run_plan(
-            config, manual, ops.ActiveStatus(active_message(manual.topic, config.role))
-        )
-    if relation.state == "absent":
-        return Plan(ops.BlockedStatus(NO_RELATION_MESSAGE), "stop")
-    if relation.state == "waiting" or relation.connection is None:
-        return Plan(ops.WaitingStatus(relation.reason or "Waiting for Kafka"), "keep")
-    conn = relation.connection
-    if conn.topic != config.topic_name:
-        # The relation granted access to another topic: keep running on it,
-        # but tell the operator how to move to the configured one.
+        conn = manual
+    else:
+        if relation.state == "absent":
+            return Plan(ops.ActiveStatus(NO_RELATION_MESSAGE), "stop")
+        if relation.state == "blocked":
+            return Plan(ops.BlockedStatus(relation.reason), "keep")
+        if relation.state == "waiting" or relation.connection is None:
+            return Plan(ops.WaitingStatus(relation.reason or "Waiting for Kafka"), "keep")
+        conn = relation.connection
+    plan = _connected_plan(config, conn, service, run, current_layer, can_persist)
+    if manual is None and conn.topic != config.topic_name:
+        # The relation granted access to another topic: keep running on it
+        # (or keep the producer finished), but tell the operator how to move
+        # to the configured one.
         status = ops.BlockedStatus(
             f"Please remove relation and recreate a new one to track topic {config.topic_name}"
         )
-        return _run_plan(config, conn, status)
-    return _run_plan(config, conn, ops.ActiveStatus(active_message(conn.topic, config.role)))
+        return replace(plan, status=status)
+    return plan
+
+
+def _connected_plan(
+    config: CharmConfig,
+    conn: Connection,
+    service: ServiceState,
+    run: RunRecord | None,
+    current_layer: Mapping[str, Any] | None,
+    can_persist: bool,
+) -> Plan:
+    base = active_message(conn.topic, config.role)
+    if not bounded_producer(config):
+        return _run_plan(config, conn, ops.ActiveStatus(base))
+    if not can_persist:
+        return Plan(
+            ops.WaitingStatus("Waiting for the app-peers relation to record the producer's run"),
+            "keep",
+        )
+    desired = service_definition(build_layer(config, build_environment(config, conn)))
+    return _producer_plan(config, conn, base, service, run, service_change(current_layer, desired))
+
+
+def service_change(
+    current: Mapping[str, Any] | None, desired: Mapping[str, Any]
+) -> Literal["none", "endpoints", "restart"]:
+    """Classify how ``desired`` differs from the ``current`` service definition."""
+    if current is None or dict(current) == dict(desired):
+        return "none"
+
+    def without_servers(service: Mapping[str, Any]) -> dict[str, Any]:
+        env = dict(service.get("environment") or {})
+        env.pop("KTA_BOOTSTRAP_SERVERS", None)
+        return dict(service) | {"environment": env}
+
+    return "endpoints" if without_servers(current) == without_servers(desired) else "restart"
+
+
+def finished_report(config: CharmConfig | ConfigError, record: RunRecord) -> dict[str, str]:
+    """Return ``get-report`` results for a producer that finished and exited."""
+    results = {"role": "producer", "run-state": record.state, "starts": str(record.starts)}
+    if not isinstance(config, ConfigError):
+        results["num-messages"] = str(config.num_messages)
+        results["topic"] = config.topic_name
+    results["note"] = (
+        "the producer sent all its messages and exited; its final report is in the workload's log"
+    )
+    return results
 
 
 def fetch_report(url: str = REPORT_URL, timeout: float = 5.0) -> str:

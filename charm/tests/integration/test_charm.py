@@ -3,15 +3,17 @@
 NOT run by ./run-tests (it needs a Juju controller on Kubernetes, network
 access to Charmhub and a registry holding the workload image). Run it with::
 
-    cd charm && charmcraft pack
+    cd charm && ./pack
     docker build -t localhost:32000/kafka-test-app:dev ..
     docker push localhost:32000/kafka-test-app:dev
     KTA_CHARM=./kafka-test-app_amd64.charm KTA_IMAGE=localhost:32000/kafka-test-app:dev \
         python -m pytest tests/integration -v
 
-Environment: ``KTA_CHARM`` (path to the packed charm), ``KTA_IMAGE`` (OCI
-image for the ``kafka-test-app-image`` resource), optionally
-``KTA_KAFKA_CHANNEL`` (default ``4/edge``) and ``KTA_KEEP_MODEL=1``.
+Environment: ``KTA_CHARM`` (path to the packed charm, ``./pack`` builds it),
+``KTA_IMAGE`` (OCI image for the ``kafka-test-app-image`` resource),
+optionally ``KTA_KAFKA_CHANNEL`` (default ``4/edge``; a ``3/...`` channel
+deploys ``zookeeper-k8s`` beside Kafka, as the Spark tutorial does) and
+``KTA_KEEP_MODEL=1``.
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ def charm() -> str:
 
 
 def test_deploy_kafka(juju: jubilant.Juju):
-    # One unit acting as broker and KRaft controller is enough for a test.
-    juju.deploy(
-        KAFKA,
-        channel=os.environ.get("KTA_KAFKA_CHANNEL", "4/edge"),
-        config={"roles": "broker,controller"},
-        trust=True,
-    )
+    channel = os.environ.get("KTA_KAFKA_CHANNEL", "4/edge")
+    if channel.startswith("3/"):
+        # Track 3: Kafka needs ZooKeeper (the Spark tutorial's deployment).
+        juju.deploy("zookeeper-k8s", channel="3/stable", trust=True)
+        juju.deploy(KAFKA, channel=channel, trust=True)
+        juju.integrate(KAFKA, "zookeeper-k8s")
+    else:
+        # One unit acting as broker and KRaft controller is enough for a test.
+        juju.deploy(KAFKA, channel=channel, config={"roles": "broker,controller"}, trust=True)
     juju.wait(lambda s: jubilant.all_active(s, KAFKA) or jubilant.all_blocked(s, KAFKA))
 
 
@@ -67,7 +71,7 @@ def test_tutorial_producer(juju: jubilant.Juju, charm: str):
         resources={"kafka-test-app-image": os.environ["KTA_IMAGE"]},
         config={"role": "producer", "topic_name": TOPIC, "num_messages": 100000, "rate": 20.0},
     )
-    juju.wait(lambda s: jubilant.all_blocked(s, PRODUCER))
+    juju.wait(lambda s: jubilant.all_active(s, PRODUCER))  # active and idle, as the original
     status = juju.status()
     for unit in status.apps[PRODUCER].units.values():
         assert unit.workload_status.message.startswith("Please relate with Kafka")
@@ -117,4 +121,9 @@ def test_stop_and_start_process(juju: jubilant.Juju):
 
 def test_relation_broken_stops_producers(juju: jubilant.Juju):
     juju.remove_relation(PRODUCER, KAFKA)
-    juju.wait(lambda s: jubilant.all_blocked(s, PRODUCER))
+
+    def idle(status) -> bool:
+        units = status.apps[PRODUCER].units.values()
+        return all(u.workload_status.message.startswith("Please relate with Kafka") for u in units)
+
+    juju.wait(idle)

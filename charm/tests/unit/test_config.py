@@ -99,11 +99,20 @@ def test_num_messages_zero_means_unbounded_and_is_valid():
     assert parse_config(DEFAULTS | {"num_messages": 0}).num_messages == 0
 
 
-def test_kafka_roles_producer_also_requests_admin():
-    assert kafka_roles("producer") == "producer,admin"
+def test_kafka_roles_is_only_the_apps_role_never_admin():
+    assert kafka_roles("producer") == "producer"
     assert kafka_roles("consumer") == "consumer"
     with pytest.raises(ValueError):
         kafka_roles("admin")
+    with pytest.raises(ValueError):
+        kafka_roles("producer,admin")
+
+
+def test_topic_prefix_grant_defaults_on_and_must_be_boolean():
+    assert parse_config({}).topic_prefix_grant is True
+    assert parse_config({"topic_prefix_grant": False}).topic_prefix_grant is False
+    with pytest.raises(ConfigError, match="'topic_prefix_grant'"):
+        parse_config({"topic_prefix_grant": "yes"})
 
 
 def test_topic_name_problem():

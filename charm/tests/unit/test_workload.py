@@ -3,11 +3,11 @@
 import io
 import shlex
 import urllib.error
-from types import SimpleNamespace
 
 import ops
 import pytest
 
+import kafka_client
 import workload
 from config import ConfigError, parse_config
 
@@ -33,15 +33,20 @@ def conn(**kwargs):
 
 def response(**kwargs):
     base = dict(
+        generation="track-4",
         endpoints="k0:9092",
         username="u",
         password=PASSWORD,
         tls=False,
-        tls_ca=None,
+        tls_ca="",
         consumer_group_prefix="rel-",
-        resource="t",
+        topic="t*",
     )
-    return SimpleNamespace(**(base | kwargs))
+    return kafka_client.Response(**(base | kwargs))
+
+
+PREFIX = kafka_client.topic_request("t", prefix_grant=False)  # "t" is too short for a prefix
+WILD = kafka_client.topic_request("topic", prefix_grant=True)
 
 
 # -- connections ----------------------------------------------------------
@@ -51,35 +56,59 @@ def test_connection_repr_hides_password():
     assert PASSWORD not in repr(conn())
 
 
-def test_connection_from_response_ready():
-    view = workload.connection_from_response(response(), "t")
+def test_connection_from_response_ready_with_prefix_grant():
+    view = workload.connection_from_response(response(topic="topic*"), WILD)
     assert view.state == "ready"
-    assert view.connection == conn(servers="k0:9092", consumer_group_prefix="rel-")
+    assert view.connection == conn(
+        servers="k0:9092",
+        topic="topic",
+        consumer_group_prefix="rel-",
+        granted="topic*",
+        covers_control=True,
+    )
 
 
-def test_connection_from_response_none_is_waiting_and_mentions_v1():
-    view = workload.connection_from_response(None, "t")
-    assert view.state == "waiting"
-    assert "topic t" in view.reason and "v1" in view.reason
+def test_connection_from_response_literal_grant_does_not_cover_control():
+    view = workload.connection_from_response(response(topic="t"), PREFIX)
+    assert view.connection.topic == "t" and not view.connection.covers_control
+
+
+def test_connection_from_response_none_is_waiting_for_the_requested_topic():
+    view = workload.connection_from_response(None, WILD)
+    assert view == workload.RelationView("waiting", "Waiting for Kafka to grant topic topic*")
 
 
 @pytest.mark.parametrize("missing", ["endpoints", "username", "password"])
 def test_connection_from_response_missing_field_is_waiting(missing):
-    view = workload.connection_from_response(response(**{missing: None}), "t")
-    assert view.state == "waiting"
-    assert missing in view.reason
-    assert PASSWORD not in view.reason
+    view = workload.connection_from_response(response(**{missing: ""}), WILD)
+    assert view == workload.RelationView("waiting", f"Waiting for Kafka to provide {missing}")
+
+
+def test_connection_from_response_unreadable_secret_waits():
+    view = workload.connection_from_response(response(unreadable=("secret-user",)), WILD)
+    assert view.reason == "Waiting for access to Kafka's secret-user secret"
 
 
 def test_connection_from_response_tls_needs_ca():
-    assert workload.connection_from_response(response(tls=True), "t").state == "waiting"
-    view = workload.connection_from_response(response(tls=True, tls_ca="CA"), "t")
+    assert workload.connection_from_response(response(tls=True), WILD).state == "waiting"
+    old = workload.connection_from_response(
+        response(tls=True, generation="track-3-plain", topic="t"), PREFIX
+    )
+    assert old.state == "blocked" and "sends no CA" in old.reason
+    view = workload.connection_from_response(response(tls=True, tls_ca="CA"), WILD)
     assert view.state == "ready"
     assert view.connection.tls and view.connection.tls_ca == "CA"
 
 
+def test_connection_from_response_prefix_on_plain_provider_is_blocked():
+    view = workload.connection_from_response(
+        response(generation="track-3-plain", topic="topic*"), WILD
+    )
+    assert view.state == "blocked" and "topic_prefix_grant=false" in view.reason
+
+
 def test_connection_from_response_uses_granted_topic():
-    view = workload.connection_from_response(response(resource="other"), "t")
+    view = workload.connection_from_response(response(topic="other*"), WILD)
     assert view.connection.topic == "other"
 
 
@@ -164,7 +193,11 @@ def test_producer_environment():
         "KTA_NUM_MESSAGES": "10",
         "KTA_PARTITIONS": "3",
         "KTA_REPLICATION_FACTOR": "2",
+        "KTA_NO_RUN_REPORTS": "true",
     }
+    covered = workload.build_environment(PRODUCER, conn(covers_control=True))
+    assert covered["KTA_CONTROL_TOPIC"] == "t-kta-control"
+    assert "KTA_NO_RUN_REPORTS" not in covered
 
 
 def test_consumer_environment_prefers_connection_prefix_then_config():
@@ -184,17 +217,23 @@ def test_tls_environment_points_at_ca_file():
     assert "KTA_CA_FILE" not in workload.build_environment(CONSUMER, conn())
 
 
-@pytest.mark.parametrize("role,sub", [("producer", "produce"), ("consumer", "consume")])
-def test_layer_command_restart_policy_and_health_check(role, sub):
+@pytest.mark.parametrize(
+    "config,sub,on_failure",
+    [
+        (PRODUCER, "produce", "ignore"),  # bounded: the charm decides about a restart
+        (parse_config({"role": "producer", "num_messages": 0}), "produce", "restart"),
+        (CONSUMER, "consume", "restart"),
+    ],
+)
+def test_layer_command_restart_policy_and_no_health_check(config, sub, on_failure):
     env = {"KTA_PASSWORD": PASSWORD}
-    layer = workload.build_layer(role, env)
+    layer = workload.build_layer(config, env)
     svc = layer["services"]["kafka-test-app"]
     assert shlex.split(svc["command"]) == ["/usr/local/bin/kafka-test-app", sub]
-    assert svc["on-success"] == "ignore" and svc["on-failure"] == "restart"
+    assert svc["on-success"] == "ignore" and svc["on-failure"] == on_failure
     assert svc["startup"] == "enabled"
     assert svc["environment"] == env
-    check = layer["checks"]["kafka-test-app-alive"]
-    assert check["http"]["url"] == "http://localhost:8080/healthz"
+    assert "checks" not in layer  # an alive check would restart a finished producer
     # The layer must be valid for Pebble/ops.
     assert ops.pebble.Layer(layer).services["kafka-test-app"].command == svc["command"]
 
@@ -225,7 +264,7 @@ def test_decide_waits_for_container():
 
 def test_decide_no_relation_is_the_original_message_and_stops():
     plan = workload.decide(CONSUMER, True, False, None, ABSENT)
-    assert plan.status == ops.BlockedStatus(
+    assert plan.status == ops.ActiveStatus(
         "Please relate with Kafka or use the action to run the application without the relation."
     )
     assert plan.action == "stop"
@@ -287,3 +326,20 @@ def test_fetch_report_connection_refused_is_oserror():
     with pytest.raises(OSError):
         workload.fetch_report("http://127.0.0.1:9/report", timeout=1)
     assert issubclass(urllib.error.URLError, OSError)
+
+
+def test_service_change_classification():
+    base = {"command": "c", "environment": {"KTA_BOOTSTRAP_SERVERS": "a:1", "KTA_PASSWORD": "p"}}
+    servers = {
+        "command": "c",
+        "environment": {"KTA_BOOTSTRAP_SERVERS": "b:2", "KTA_PASSWORD": "p"},
+    }
+    password = {
+        "command": "c",
+        "environment": {"KTA_BOOTSTRAP_SERVERS": "a:1", "KTA_PASSWORD": "q"},
+    }
+    assert workload.service_change(None, base) == "none"
+    assert workload.service_change(base, dict(base)) == "none"
+    assert workload.service_change(base, servers) == "endpoints"
+    assert workload.service_change(base, password) == "restart"
+    assert workload.service_change(base, base | {"command": "d"}) == "restart"
