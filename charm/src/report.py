@@ -42,6 +42,15 @@ def _value(value: Any) -> str:
     return str(value)
 
 
+def _scalars(data: dict[str, Any]) -> dict[str, str]:
+    """Every number, string and boolean of ``data``, under valid result keys."""
+    return {
+        result_key(k, fallback="field"): _value(v)
+        for k, v in data.items()
+        if isinstance(v, (int, float, str, bool)) and v is not None
+    }
+
+
 def _origin_results(origins: dict[str, Any]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name in sorted(origins):
@@ -55,12 +64,15 @@ def _origin_results(origins: dict[str, Any]) -> dict[str, Any]:
             key = f"{base}-{suffix}"
             suffix += 1
         entry = {"name": str(name)}
-        for stat in ("count", "duplicates", "missing", "out_of_order"):
-            if stat in stats:
-                entry[result_key(stat)] = _value(stats[stat])
+        # Every scalar the report has (count and every anomaly class), so a class added to
+        # the tool shows here without a list to keep.
+        entry.update(_scalars(stats))
         latency = stats.get("latency_ms")
         if isinstance(latency, dict):
             entry["latency-ms"] = {result_key(k): _value(v) for k, v in latency.items()}
+        runs = stats.get("runs")
+        if isinstance(runs, dict):
+            entry["runs"] = str(len(runs))
         results[key] = entry
     return results
 
@@ -84,9 +96,11 @@ def flatten_report(body: str) -> dict[str, Any]:
     results: dict[str, Any] = {}
     if "consumed" in data or "origins" in data or "verdict" in data:
         results["role"] = "consumer"
-        for name in ("verdict", "consumed", "malformed"):
-            if name in data:
-                results[name] = _value(data[name])
+        # verdict, consumed, malformed and the total of every anomaly class.
+        results.update(_scalars(data))
+        for name in ("reasons", "incomplete", "notes"):
+            if isinstance(data.get(name), list) and data[name]:
+                results[name] = "; ".join(str(r) for r in data[name])
         origins = data.get("origins") or {}
         if not isinstance(origins, dict):
             raise ReportError("'origins' is not an object")
@@ -95,9 +109,7 @@ def flatten_report(body: str) -> dict[str, Any]:
             results["origins"] = _origin_results(origins)
     elif "sent" in data:
         results["role"] = "producer"
-        for name in ("sent", "acked", "failed", "elapsed_s", "rate"):
-            if name in data:
-                results[result_key(name)] = _value(data[name])
+        results.update(_scalars(data))
     else:
         results["role"] = "unknown"
     results["report"] = json.dumps(data, sort_keys=True)

@@ -17,12 +17,18 @@ CONSUMER_REPORT = {
         "kafka-test-app/0": {
             "count": 120,
             "duplicates": 0,
-            "missing": 2,
+            "lost": 2,
             "out_of_order": 1,
+            "foreign": 0,
+            "runs": {"r1": {"state": "finished"}},
             "latency_ms": {"p50": 3.5, "p99": 12.0, "p999": 20.25, "max": 31.0},
         },
-        "Kafka_Test_App.0": {"count": 80, "duplicates": 3, "missing": 0, "out_of_order": 0},
+        "Kafka_Test_App.0": {"count": 80, "duplicates": 3, "lost": 0, "out_of_order": 0},
     },
+    "lost": 2,
+    "duplicates": 3,
+    "reasons": ["kafka-test-app/0: 2 lost (acknowledged, never seen)"],
+    "incomplete": [],
 }
 PRODUCER_REPORT = {"sent": 1000, "acked": 998, "failed": 2, "elapsed_s": 500.5, "rate": 2.0}
 
@@ -55,8 +61,13 @@ def test_consumer_report_flattened():
     first = by_name["kafka-test-app/0"]
     assert results["origins"]["kafka-test-app-0-2"] is first
     assert first["count"] == "120"
-    assert first["missing"] == "2"
+    assert first["lost"] == "2"
     assert first["out-of-order"] == "1"
+    assert first["foreign"] == "0"
+    assert first["runs"] == "1"
+    assert results["lost"] == "2" and results["duplicates"] == "3"
+    assert results["reasons"] == "kafka-test-app/0: 2 lost (acknowledged, never seen)"
+    assert "incomplete" not in results
     assert first["latency-ms"] == {"p50": "3.5", "p99": "12", "p999": "20.25", "max": "31"}
     second = by_name["Kafka_Test_App.0"]
     assert second["count"] == "80" and second["duplicates"] == "3"
