@@ -33,7 +33,7 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long without an assignment before saying the consumer is waiting for one.
 const ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(5);
 /// How long reading where the partitions end may take when the consumer stops.
-const ENDS_TIMEOUT: Duration = Duration::from_secs(2);
+const ENDS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often to look for a topic that does not exist yet.
 const TOPIC_RETRY: Duration = Duration::from_millis(500);
 
@@ -354,13 +354,19 @@ impl Reading<'_> {
         let left = || deadline.saturating_duration_since(Instant::now());
         let assignment = self.consumer.assignment().unwrap_or_default();
         let positions = self.consumer.position().unwrap_or_default();
-        let committed = self.consumer.committed(left()).ok();
+        // The committed offsets are asked for only when a partition gave no record (the group
+        // coordinator of a young cluster can take seconds to answer).
+        let mut committed: Option<Option<rdkafka::TopicPartitionList>> = None;
         let mut behind = std::collections::BTreeMap::new();
         for element in assignment.elements_for_topic(topic) {
             let partition = element.partition();
-            let Ok((low, high)) = self.consumer.fetch_watermarks(topic, partition, left()) else {
-                self.view.ends = Ends::Unknown;
-                return;
+            let (low, high) = match self.consumer.fetch_watermarks(topic, partition, left()) {
+                Ok(marks) => marks,
+                Err(error) => {
+                    tracing::warn!(partition, "cannot list where the partition ends: {error}");
+                    self.view.ends = Ends::Unknown;
+                    return;
+                }
             };
             let offset_of = |list: &rdkafka::TopicPartitionList| {
                 list.find_partition(topic, partition)
@@ -372,11 +378,28 @@ impl Reading<'_> {
                 .get(&partition)
                 .and_then(|read| read.start())
                 .and_then(|o| i64::try_from(o).ok());
-            let resumed_at = first_read.or_else(|| committed.as_ref().and_then(offset_of));
+            let resumed_at = first_read.or_else(|| {
+                committed
+                    .get_or_insert_with(|| self.consumer.committed(left()).ok())
+                    .as_ref()
+                    .and_then(offset_of)
+            });
             if resumed_at.is_some_and(|at| at > low) {
                 self.view.resumed.push(partition);
             }
-            let at = offset_of(&positions).or(resumed_at).unwrap_or(low);
+            // The furthest this member is known to be: its fetch position, the record after the
+            // last it read, or where it resumed (a partition handed back in a rebalance has no
+            // position until its first fetch).
+            let read_to = self
+                .offsets
+                .get(&partition)
+                .filter(|read| !read.is_empty())
+                .and_then(|read| i64::try_from(read.end()).ok());
+            let at = [offset_of(&positions), read_to, resumed_at]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(low);
             behind.insert(partition, u64::try_from(high - at.max(low)).unwrap_or(0));
         }
         self.view.from_zero = self.offsets.values().all(|read| read.start() == Some(0));

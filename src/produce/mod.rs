@@ -109,6 +109,11 @@ struct Deliveries {
 /// librdkafka context of the producer: connection events and delivery reports.
 struct DeliveryContext {
     events: Arc<ClientEvents>,
+    /// Why run reports are off, once the control topic refused one.
+    control_failure: Mutex<Option<String>>,
+    /// The control topic and the connection, to word that.
+    control_topic: Option<String>,
+    settings: ConnectionSettings,
     start: Instant,
     deliveries: Mutex<Deliveries>,
 }
@@ -130,7 +135,13 @@ impl ProducerContext for DeliveryContext {
     fn delivery(&self, result: &DeliveryResult<'_>, scheduled_us: usize) {
         if scheduled_us == CONTROL {
             if let Err((error, _)) = result {
-                tracing::warn!("cannot write a run report to the control topic: {error}");
+                let mut failure = self.control_failure.lock().expect("lock");
+                if failure.is_none() {
+                    let topic = self.control_topic.as_deref().unwrap_or("-");
+                    let off = reports_off(topic, &self.settings, &error.to_string());
+                    tracing::warn!("{off}");
+                    *failure = Some(off);
+                }
             }
             return;
         }
@@ -168,6 +179,20 @@ impl ProducerContext for DeliveryContext {
     }
 }
 
+/// Why run reports are off and how to turn them on, in one line for the log and the report.
+fn reports_off(control_topic: &str, settings: &ConnectionSettings, reason: &str) -> String {
+    let who = settings
+        .username
+        .as_deref()
+        .map_or_else(|| "this client".to_owned(), |user| format!("user '{user}'"));
+    format!(
+        "run reports are off: {who} cannot write the control topic '{control_topic}' ({reason}); \
+         `verify` cannot tell what this run had acknowledged. Grant WRITE, DESCRIBE and CREATE on \
+         '{control_topic}' (on Charmed Kafka: request a topic prefix that covers it), or pass \
+         --no-run-reports"
+    )
+}
+
 /// Runs a producer until its limit, its duration or `shutdown`; returns the final report and
 /// publishes progress to `status` about once a second.
 ///
@@ -184,6 +209,9 @@ pub fn produce(
     config.set("enable.idempotence", "true").set("acks", "all");
     let context = DeliveryContext {
         events: events.clone(),
+        control_failure: Mutex::new(None),
+        control_topic: options.control_topic.clone(),
+        settings: settings.clone(),
         start: Instant::now(),
         deliveries: Mutex::new(Deliveries {
             acked: RangeSet::new(),
@@ -228,9 +256,9 @@ pub fn produce(
                 Ok(_) => Some(topic.as_str()),
                 Err(e @ (Error::Authentication { .. } | Error::Tls { .. })) => return Err(e),
                 Err(e) => {
-                    tracing::warn!(
-                        "no run reports for this run ({e}); `verify` will not know what it acked"
-                    );
+                    let off = reports_off(topic, settings, &e.to_string());
+                    tracing::warn!("{off}");
+                    *producer.context().control_failure.lock().expect("lock") = Some(off);
                     None
                 }
             }

@@ -1,13 +1,11 @@
 //! The HTTP endpoint of a real consumer and producer against a real broker: Prometheus text that a
 //! parser accepts, counters that match the report, and readiness that follows the broker.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{app, json, run, spawn, wait_for_line, Broker};
+use crate::common::{app, json, run, spawn, wait_for_line, Broker};
 
 fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,7 +58,8 @@ fn sample(metrics: &prometheus_parse::Scrape, name: &str, origin: Option<&str>) 
 
 #[test]
 fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
-    let broker = Broker::start();
+    // A cluster of its own: the test kills it.
+    let broker = Broker::own("http", &[]);
     let origin = "metrics-producer (10.0.0.9)";
     let produced = json(&run(
         app()
@@ -74,7 +73,7 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
                 "3000",
             ])
             .args(["--origin", origin, "--output", "json"])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
         0,
     ));
     assert_eq!(produced["acked"], 3000);
@@ -83,11 +82,11 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
     let (consumer, mut stderr) = spawn(
         app()
             .args(["consume", "--topic", "observed", "--output", "json"])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
+            .envs(broker.env())
             .env("KTA_HTTP_ADDR", &addr),
     );
     wait_for_line(&mut stderr, "caught up");
-    let _stderr = common::drain(stderr);
+    let _stderr = crate::common::drain(stderr);
     wait_for_code(&addr, "/readyz", 200, Duration::from_secs(10));
     assert_eq!(get(&addr, "/healthz").0, 200);
 
@@ -115,11 +114,8 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
         3000.0
     );
     assert_eq!(report["origins"][origin]["count"], 3000);
-    assert_eq!(sample(&metrics, "kta_events_missing", Some(origin)), 0.0);
-    assert_eq!(
-        sample(&metrics, "kta_events_duplicate_total", Some(origin)),
-        0.0
-    );
+    assert_eq!(sample(&metrics, "kta_events_lost", Some(origin)), 0.0);
+    assert_eq!(sample(&metrics, "kta_events_duplicates", Some(origin)), 0.0);
     assert_eq!(sample(&metrics, "kta_records_malformed_total", None), 0.0);
     assert_eq!(sample(&metrics, "kta_ready", None), 1.0);
     let latency_count = metrics
@@ -135,13 +131,13 @@ fn metrics_parse_and_match_the_report_and_readiness_follows_the_broker() {
         other => panic!("latency is not a histogram: {other:?}"),
     }
 
-    // Stop the broker: the consumer is no longer ready, but still alive.
-    drop(broker);
+    // Kill the broker: the consumer is no longer ready, but still alive.
+    broker.kafka(&["kill", "1"]);
     wait_for_code(&addr, "/readyz", 503, Duration::from_secs(15));
     assert_eq!(get(&addr, "/healthz").0, 200);
 
-    common::signal(&consumer, libc::SIGTERM);
-    let (code, stdout) = common::finish(consumer);
+    crate::common::signal(&consumer, libc::SIGTERM);
+    let (code, stdout) = crate::common::finish(consumer);
     assert_eq!(code, Some(0), "{stdout}");
     let final_report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(final_report["consumed"], 3000);

@@ -1,8 +1,6 @@
 //! The binary without a broker: the zero-setup demo and usage errors.
 
-mod common;
-
-use common::{app, json, run};
+use crate::common::{app, json, run};
 
 #[test]
 fn demo_needs_no_broker_and_passes_with_exact_counts() {
@@ -21,7 +19,7 @@ fn demo_needs_no_broker_and_passes_with_exact_counts() {
     for (i, count) in [1000, 2000, 3000].into_iter().enumerate() {
         let origin = &verify["origins"][format!("kafka-test-app-{i} (demo)")];
         assert_eq!(
-            (origin["count"].as_u64(), origin["missing"].as_u64()),
+            (origin["count"].as_u64(), origin["lost"].as_u64()),
             (Some(count), Some(0))
         );
     }

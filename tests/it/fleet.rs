@@ -1,50 +1,50 @@
-//! The fleet verdict end to end: producers and consumers as separate processes against a real
-//! Tansu broker, `verify` over the data and control topics, and injected faults.
-
-mod common;
+//! The fleet verdict end to end: producers and consumers as separate processes against real
+//! Apache Kafka, `verify` over the data and control topics, and injected faults.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{app, json, run, spawn, wait_for_line, Broker};
+use crate::common::{app, json, run, spawn, wait_for_line, Broker};
 use kafka_test_app::control::{default_control_topic, ControlRecord, RunReport, RunState};
 use kafka_test_app::event::EventEncoder;
 use kafka_test_app::RUN_HEADER;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 
-fn produce(broker: &Broker, topic: &str, origin: &str, count: u64) -> serde_json::Value {
+pub(crate) fn produce(broker: &Broker, topic: &str, origin: &str, count: u64) -> serde_json::Value {
     json(&run(
         app()
             .args([
                 "produce", "--topic", topic, "--rate", "0", "--output", "json",
             ])
             .args(["--num-messages", &count.to_string(), "--origin", origin])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
         0,
     ))
 }
 
-fn verify(broker: &Broker, topic: &str, extra: &[&str], code: i32) -> serde_json::Value {
+pub(crate) fn verify(broker: &Broker, topic: &str, extra: &[&str], code: i32) -> serde_json::Value {
     json(&run(
         app()
             .args(["verify", "--topic", topic, "--output", "json"])
             .args(extra)
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
         code,
     ))
 }
 
-fn raw_producer(broker: &Broker) -> BaseProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .create()
-        .unwrap()
+pub(crate) fn raw_producer(broker: &Broker) -> BaseProducer {
+    broker.client_config().create().unwrap()
 }
 
 /// Writes events as a producer run would, with the run header, for the `n` given.
-fn write_events(producer: &BaseProducer, topic: &str, origin: &str, run: &str, ns: &[u64]) {
+pub(crate) fn write_events(
+    producer: &BaseProducer,
+    topic: &str,
+    origin: &str,
+    run: &str,
+    ns: &[u64],
+) {
     let mut encoder = EventEncoder::new(origin);
     for &n in ns {
         let headers = OwnedHeaders::new().insert(Header {
@@ -66,7 +66,13 @@ fn write_events(producer: &BaseProducer, topic: &str, origin: &str, run: &str, n
 }
 
 /// Writes a run report claiming `acked`.
-fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, acked: [u64; 2]) {
+pub(crate) fn write_report(
+    producer: &BaseProducer,
+    topic: &str,
+    origin: &str,
+    run: &str,
+    acked: [u64; 2],
+) {
     let report = ControlRecord::ProducerRun(RunReport {
         run: run.to_owned(),
         origin: origin.to_owned(),
@@ -94,7 +100,7 @@ fn write_report(producer: &BaseProducer, topic: &str, origin: &str, run: &str, a
     producer.flush(Duration::from_secs(10)).unwrap();
 }
 
-fn counts(report: &serde_json::Value) -> BTreeMap<String, u64> {
+pub(crate) fn counts(report: &serde_json::Value) -> BTreeMap<String, u64> {
     report["origins"]
         .as_object()
         .unwrap()
@@ -112,14 +118,14 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
         ("kafka-test-app-2 (10.1.29.187)", 2000),
     ];
     // The topic exists before the consumers start, so both join the group at once.
-    produce(&broker, "fleet", origins[0].0, origins[0].1);
+    produce(broker, "fleet", origins[0].0, origins[0].1);
     let consumers: Vec<_> = (0..2)
         .map(|_| {
             spawn(
                 app()
                     .args(["consume", "--topic", "fleet", "--output", "json"])
                     .args(["--consumer-group-prefix", "fleet-", "--idle-timeout", "8s"])
-                    .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+                    .envs(broker.env()),
             )
         })
         .collect();
@@ -131,7 +137,7 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
                     "produce", "--topic", "fleet", "--rate", "2000", "--output", "json",
                 ])
                 .args(["--num-messages", &count.to_string(), "--origin", origin])
-                .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap())
+                .envs(broker.env())
                 .spawn()
                 .unwrap()
         })
@@ -141,8 +147,8 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
     }
     let mut consumed = 0;
     for (child, stderr) in consumers {
-        let _stderr = common::drain(stderr);
-        let (code, stdout) = common::finish(child);
+        let _stderr = crate::common::drain(stderr);
+        let (code, stdout) = crate::common::finish(child);
         let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(code, Some(0), "{report}");
         assert_eq!(
@@ -158,7 +164,7 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
     }
     assert!(consumed >= 4500, "the group consumed {consumed} of 4500");
 
-    let report = verify(&broker, "fleet", &["--group", "fleet-1"], 0);
+    let report = verify(broker, "fleet", &["--group", "fleet-1"], 0);
     assert_eq!(report["verdict"], "pass", "{report}");
     let group = &report["group"];
     assert_eq!(
@@ -176,7 +182,7 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
         assert_eq!(
             (
                 o["expected"].as_u64(),
-                o["missing"].as_u64(),
+                o["lost"].as_u64(),
                 o["duplicates"].as_u64()
             ),
             (Some(count), Some(0), Some(0))
@@ -187,7 +193,7 @@ fn three_producers_and_two_consumers_in_a_group_give_one_passing_verdict() {
 #[test]
 fn a_group_that_missed_records_fails_verify_group() {
     let broker = Broker::start();
-    produce(&broker, "half", "p (10.0.0.8)", 400);
+    produce(broker, "half", "p (10.0.0.8)", 400);
     // One consumer stops after 100 events: the group consumed only part of the topic.
     run(
         app()
@@ -195,10 +201,10 @@ fn a_group_that_missed_records_fails_verify_group() {
                 "consume", "--topic", "half", "--expect", "100", "--output", "json",
             ])
             .args(["--consumer-group-prefix", "half-", "--idle-timeout", "30s"])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
         0,
     );
-    let report = verify(&broker, "half", &["--group", "half-1"], 1);
+    let report = verify(broker, "half", &["--group", "half-1"], 1);
     let unconsumed = report["group"]["unconsumed"].as_u64().unwrap();
     assert!(unconsumed >= 300 - 100, "{report}");
     assert_eq!(
@@ -208,14 +214,14 @@ fn a_group_that_missed_records_fails_verify_group() {
         )])
     );
     // The data itself is intact.
-    assert_eq!(report["origins"]["p (10.0.0.8)"]["missing"], 0);
+    assert_eq!(report["origins"]["p (10.0.0.8)"]["lost"], 0);
 }
 
 #[test]
 fn until_complete_stops_when_every_announced_run_is_consumed() {
     let broker = Broker::start();
-    produce(&broker, "complete", "a (10.0.0.1)", 700);
-    produce(&broker, "complete", "b (10.0.0.2)", 300);
+    produce(broker, "complete", "a (10.0.0.1)", 700);
+    produce(broker, "complete", "b (10.0.0.2)", 300);
     let (consumer, stderr) = spawn(
         app()
             .args([
@@ -227,10 +233,10 @@ fn until_complete_stops_when_every_announced_run_is_consumed() {
                 "json",
             ])
             .args(["--idle-timeout", "120s"])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
     );
-    let stderr = common::drain(stderr);
-    let (code, stdout) = common::finish(consumer);
+    let stderr = crate::common::drain(stderr);
+    let (code, stdout) = crate::common::finish(consumer);
     let stderr = stderr.join().unwrap();
     assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     assert!(
@@ -242,10 +248,10 @@ fn until_complete_stops_when_every_announced_run_is_consumed() {
 }
 
 #[test]
-fn events_lost_in_the_middle_of_a_run_are_missing() {
+fn events_lost_in_the_middle_of_a_run_are_lost() {
     let broker = Broker::start();
-    produce(&broker, "lossy", "healthy (10.0.0.1)", 100);
-    let producer = raw_producer(&broker);
+    produce(broker, "lossy", "healthy (10.0.0.1)", 100);
+    let producer = raw_producer(broker);
     let ns: Vec<u64> = (0..100).filter(|n| !(40..45).contains(n)).collect();
     write_events(
         &producer,
@@ -262,73 +268,73 @@ fn events_lost_in_the_middle_of_a_run_are_missing() {
         [0, 100],
     );
 
-    let report = verify(&broker, "lossy", &[], 1);
+    let report = verify(broker, "lossy", &[], 1);
     assert_eq!(report["verdict"], "fail");
-    assert_eq!(report["origins"]["dropper (10.0.0.2)"]["missing"], 5);
-    assert_eq!(report["origins"]["healthy (10.0.0.1)"]["missing"], 0);
+    assert_eq!(report["origins"]["dropper (10.0.0.2)"]["lost"], 5);
+    assert_eq!(report["origins"]["healthy (10.0.0.1)"]["lost"], 0);
     assert_eq!(
         report["reasons"],
-        serde_json::json!(["dropper (10.0.0.2): 5 missing (acknowledged, never seen)"])
+        serde_json::json!(["dropper (10.0.0.2): 5 lost (acknowledged, never seen)"])
     );
 }
 
 #[test]
-fn events_lost_at_the_tail_of_a_run_are_missing() {
+fn events_lost_at_the_tail_of_a_run_are_lost() {
     let broker = Broker::start();
-    let produced = produce(&broker, "tail", "tail-loser (10.0.0.3)", 1000);
+    let produced = produce(broker, "tail", "tail-loser (10.0.0.3)", 1000);
     let run_id = produced["run"].as_str().unwrap();
     // A report claiming 10 more acknowledged events than the topic holds: as if the broker lost
     // the last 10 after acknowledging them.
     write_report(
-        &raw_producer(&broker),
+        &raw_producer(broker),
         "tail",
         "tail-loser (10.0.0.3)",
         run_id,
         [0, 1010],
     );
 
-    let report = verify(&broker, "tail", &[], 1);
+    let report = verify(broker, "tail", &[], 1);
     let origin = &report["origins"]["tail-loser (10.0.0.3)"];
     assert_eq!(
         (
             origin["expected"].as_u64(),
             origin["count"].as_u64(),
-            origin["missing"].as_u64()
+            origin["lost"].as_u64()
         ),
         (Some(1010), Some(1000), Some(10))
     );
     assert_eq!(
         report["reasons"],
-        serde_json::json!(["tail-loser (10.0.0.3): 10 missing (acknowledged, never seen)"])
+        serde_json::json!(["tail-loser (10.0.0.3): 10 lost (acknowledged, never seen)"])
     );
 }
 
 #[test]
 fn the_same_event_written_twice_is_one_duplicate() {
     let broker = Broker::start();
-    let produced = produce(&broker, "twice", "doubler (10.0.0.4)", 200);
+    let produced = produce(broker, "twice", "doubler (10.0.0.4)", 200);
     let run_id = produced["run"].as_str().unwrap();
     write_events(
-        &raw_producer(&broker),
+        &raw_producer(broker),
         "twice",
         "doubler (10.0.0.4)",
         run_id,
         &[57],
     );
 
-    let report = verify(&broker, "twice", &[], 1);
+    let report = verify(broker, "twice", &[], 1);
     let origin = &report["origins"]["doubler (10.0.0.4)"];
     assert_eq!(
         (
             origin["count"].as_u64(),
             origin["duplicates"].as_u64(),
-            origin["missing"].as_u64()
+            origin["lost"].as_u64()
         ),
         (Some(201), Some(1), Some(0))
     );
     assert_eq!(
         report["reasons"],
-        serde_json::json!(["doubler (10.0.0.4): 1 duplicates"])
+        serde_json::json!(["doubler (10.0.0.4): 1 duplicate"])
     );
 }
 
@@ -348,20 +354,22 @@ fn a_producer_killed_and_restarted_under_the_same_origin_is_no_loss_and_no_dupli
                 "0",
             ])
             .args(["--origin", origin, "--report-interval", "1s"])
-            .env("KTA_BOOTSTRAP_SERVERS", broker.bootstrap()),
+            .envs(broker.env()),
     );
     // Two progress lines: at least one periodic run report has been written.
     wait_for_line(&mut stderr, "progress");
     wait_for_line(&mut stderr, "progress");
-    common::signal(&killed, libc::SIGKILL);
+    crate::common::signal(&killed, libc::SIGKILL);
     killed.wait().unwrap();
-    let restarted = produce(&broker, "restart", origin, 300);
+    let restarted = produce(broker, "restart", origin, 300);
     assert_eq!(restarted["acked"], 300);
 
-    let report = verify(&broker, "restart", &[], 0);
+    // The killed run's last report says running: named, and the verdict is incomplete (exit 3),
+    // not a pass and not a loss.
+    let report = verify(broker, "restart", &[], 3);
     let o = &report["origins"][origin];
     assert_eq!(
-        (o["missing"].as_u64(), o["duplicates"].as_u64()),
+        (o["lost"].as_u64(), o["duplicates"].as_u64()),
         (Some(0), Some(0)),
         "{report}"
     );
@@ -375,11 +383,24 @@ fn a_producer_killed_and_restarted_under_the_same_origin_is_no_loss_and_no_dupli
         states.contains(&"running") && states.contains(&"finished"),
         "{states:?}"
     );
-    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["verdict"], "incomplete");
+    let why = report["incomplete"].as_array().unwrap();
+    assert_eq!(why.len(), 1, "{report}");
+    let killed_run = runs
+        .iter()
+        .find(|(_, r)| r["state"] == "running")
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    assert!(
+        why[0].as_str().unwrap().starts_with(&format!(
+            "run {killed_run} of {origin} did not finish: its last report ("
+        )),
+        "{report}"
+    );
 }
 
 /// The tutorial's Spark console batch, as a driver pod logs it.
-const SPARK_BATCH: &str = include_str!("data/spark-batch-13.txt");
+const SPARK_BATCH: &str = include_str!("../data/spark-batch-13.txt");
 
 #[test]
 fn verify_against_a_spark_console_batch() {
@@ -389,13 +410,13 @@ fn verify_against_a_spark_console_batch() {
         ("kafka-test-app-1 (10.1.29.186)", 38),
         ("kafka-test-app-2 (10.1.29.187)", 39),
     ] {
-        produce(&broker, "spark-streaming-store", origin, count);
+        produce(broker, "spark-streaming-store", origin, count);
     }
     let dir = tempfile::tempdir().unwrap();
     let same = dir.path().join("batch.txt");
     std::fs::write(&same, SPARK_BATCH).unwrap();
     let report = verify(
-        &broker,
+        broker,
         "spark-streaming-store",
         &["--against", same.to_str().unwrap()],
         0,
@@ -417,7 +438,7 @@ fn verify_against_a_spark_console_batch() {
     )
     .unwrap();
     let report = verify(
-        &broker,
+        broker,
         "spark-streaming-store",
         &["--against", changed.to_str().unwrap()],
         1,
