@@ -49,8 +49,37 @@ pub struct ProduceReport {
     pub origin: String,
     /// Acknowledgement latency measured from each event's scheduled send time.
     pub ack_latency_ms: LatencySummary,
+    /// The delivery guarantee in force (`-X acks=…` / `-X enable.idempotence=…` change it).
+    pub guarantee: Guarantee,
+    /// Whether the final run report reached the control topic, so `verify` knows this run
+    /// finished.
+    pub final_run_report: FinalReport,
+    /// Why run reports are off (the control topic refused them), and how to turn them on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_reports_off: Option<String>,
     /// The verdict: pass when nothing failed.
     pub verdict: Verdict,
+}
+
+/// The producer settings an acknowledgement means something under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Guarantee {
+    /// librdkafka's `acks`: `all` (every in-sync replica), `1` (the leader) or `0` (none).
+    pub acks: String,
+    /// Idempotent producer: retries never write an event twice or out of order.
+    pub idempotence: bool,
+}
+
+/// What became of a producer's final run report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinalReport {
+    /// Acknowledged by the control topic.
+    Delivered,
+    /// Not acknowledged within `--flush-timeout`: `verify` shows the run as not finished.
+    NotDelivered,
+    /// Run reports are off (`--no-run-reports`, or the control topic refused them).
+    Off,
 }
 
 /// Serialises a report as one line of JSON.
@@ -128,6 +157,26 @@ pub fn produce_findings(report: &ProduceReport) -> Findings {
         findings
             .reasons
             .push(format!("{} deliveries failed", report.failed));
+    }
+    if let Some(off) = &report.run_reports_off {
+        findings.notes.push(off.clone());
+    } else if report.final_run_report == FinalReport::NotDelivered {
+        findings.notes.push(
+            "the final run report did not reach the control topic within --flush-timeout: \
+             `verify` will show this run as not finished"
+                .to_owned(),
+        );
+    }
+    if report.guarantee.acks != "all" || !report.guarantee.idempotence {
+        findings.notes.push(format!(
+            "delivery guarantee weakened by -X: acks={}, idempotence {}",
+            report.guarantee.acks,
+            if report.guarantee.idempotence {
+                "on"
+            } else {
+                "off"
+            }
+        ));
     }
     findings
 }

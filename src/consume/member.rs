@@ -57,8 +57,11 @@ impl ControlLink {
             .create_with_context(ClientContext::new(events.clone()))
             .map_err(|e| Error::kafka("cannot create the control topic writer", e))?;
         let mut reader_config = config.clone();
+        // librdkafka needs a group id even to read assigned partitions, and looks its
+        // coordinator up: one under the consumer's own group name needs no other rights (Charmed
+        // Kafka grants a consumer its group prefix only). It commits nothing.
         reader_config
-            .set("group.id", "kafka-test-app-control-reader")
+            .set("group.id", format!("{group}-control-reader"))
             .set("enable.auto.commit", "false");
         let reader = reader_config
             .create_with_context(ClientContext::new(events.clone()))

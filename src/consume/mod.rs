@@ -476,10 +476,18 @@ fn wait_for_topic(
             Some(_) => {
                 connected = true;
                 if !said_waiting {
-                    tracing::info!(
-                        topic = %options.topic,
-                        "topic does not exist yet; waiting for a producer to create it"
-                    );
+                    match &settings.username {
+                        // Kafka hides a topic from a user without DESCRIBE on it.
+                        Some(user) => tracing::info!(
+                            topic = %options.topic,
+                            "topic does not exist yet, or user '{user}' may not DESCRIBE it; \
+                             waiting for a producer to create it"
+                        ),
+                        None => tracing::info!(
+                            topic = %options.topic,
+                            "topic does not exist yet; waiting for a producer to create it"
+                        ),
+                    }
                     said_waiting = true;
                 }
                 if let Some(limit) = options.idle_timeout {

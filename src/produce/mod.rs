@@ -29,7 +29,7 @@ use crate::kafka::events::ClientEvents;
 use crate::kafka::topic::{ensure_topic, TopicSpec};
 use crate::live::progress::Progress;
 use crate::live::status::{Status, PUBLISH_EVERY};
-use crate::report::ProduceReport;
+use crate::report::{FinalReport, Guarantee, ProduceReport};
 use crate::tally::latency::LatencySummary;
 use crate::tally::ranges::RangeSet;
 use crate::verdict::Verdict;
@@ -111,6 +111,8 @@ struct DeliveryContext {
     events: Arc<ClientEvents>,
     /// Why run reports are off, once the control topic refused one.
     control_failure: Mutex<Option<String>>,
+    /// How the latest run report's delivery ended: `Some(true)` acknowledged.
+    last_control: Mutex<Option<bool>>,
     /// The control topic and the connection, to word that.
     control_topic: Option<String>,
     settings: ConnectionSettings,
@@ -134,6 +136,7 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, scheduled_us: usize) {
         if scheduled_us == CONTROL {
+            *self.last_control.lock().expect("lock") = Some(result.is_ok());
             if let Err((error, _)) = result {
                 let mut failure = self.control_failure.lock().expect("lock");
                 if failure.is_none() {
@@ -206,10 +209,21 @@ pub fn produce(
 ) -> Result<ProduceReport> {
     let mut config = client_config(settings)?;
     let events = ClientEvents::new();
-    config.set("enable.idempotence", "true").set("acks", "all");
+    // The guarantee this tool is for, unless the user chose another with -X (the report says
+    // which one was in force).
+    for (key, value) in [("enable.idempotence", "true"), ("acks", "all")] {
+        if !settings.overrides.iter().any(|(k, _)| k == key) {
+            config.set(key, value);
+        }
+    }
+    let guarantee = Guarantee {
+        acks: config.get("acks").unwrap_or("all").to_owned(),
+        idempotence: config.get("enable.idempotence") == Some("true"),
+    };
     let context = DeliveryContext {
         events: events.clone(),
         control_failure: Mutex::new(None),
+        last_control: Mutex::new(None),
         control_topic: options.control_topic.clone(),
         settings: settings.clone(),
         start: Instant::now(),
@@ -271,6 +285,9 @@ pub fn produce(
         options,
         status,
         control,
+        guarantee,
+        final_report: FinalReport::Off,
+        reports_off: None,
         run_id: uuid::Uuid::new_v4().simple().to_string(),
         started: python_timestamp(SystemTime::now()),
         start: Instant::now(),
@@ -304,6 +321,12 @@ struct Run<'a> {
     status: &'a Status,
     /// Where run reports go, if anywhere.
     control: Option<&'a str>,
+    /// The delivery guarantee in force, for the report.
+    guarantee: Guarantee,
+    /// What became of the final run report, for the report.
+    final_report: FinalReport,
+    /// Why run reports are off, when the control topic refused them.
+    reports_off: Option<String>,
     /// This run's id, sent in every event's header and in the run reports.
     run_id: String,
     /// Wall-clock start, for the run reports.
@@ -520,6 +543,9 @@ impl Run<'_> {
             topic: self.options.topic.name.clone(),
             origin: self.options.origin.clone(),
             ack_latency_ms: LatencySummary::of(&deliveries.latency_us),
+            guarantee: self.guarantee.clone(),
+            final_run_report: self.final_report,
+            run_reports_off: self.reports_off.clone(),
             verdict: if failed == 0 {
                 Verdict::Pass
             } else {
@@ -541,19 +567,55 @@ impl Run<'_> {
         }
     }
 
+    /// Writes the final run report and waits for its acknowledgement until `left()` runs out,
+    /// writing it again (at most three times) when a delivery fails before then.
+    fn deliver_final_report(&mut self, left: impl Fn() -> Duration) -> FinalReport {
+        let producer = self.producer;
+        for _ in 0..3 {
+            *producer.context().last_control.lock().expect("lock") = None;
+            self.write_run_report(RunState::Finished);
+            let drained = drain(producer, left());
+            let outcome = *producer.context().last_control.lock().expect("lock");
+            match outcome {
+                Some(true) if drained => return FinalReport::Delivered,
+                Some(false) if !left().is_zero() => continue,
+                _ => break,
+            }
+        }
+        tracing::warn!(
+            "the final run report was not acknowledged within --flush-timeout; `verify` will \
+             show this run as not finished"
+        );
+        producer.purge(PurgeConfig::default().queue().inflight());
+        FinalReport::NotDelivered
+    }
+
     /// Waits (bounded) for outstanding acknowledgements, fails what is still unconfirmed, and
-    /// builds the final report.
+    /// builds the final report. The whole of it, the final run report included, takes at most
+    /// `--flush-timeout`.
     fn finish(mut self) -> Result<ProduceReport> {
         let producer = self.producer;
-        if !drain(producer, self.options.flush_timeout) {
+        let flush_timeout = self.options.flush_timeout;
+        let deadline = Instant::now() + flush_timeout;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        // Time kept for the final run report: a quarter of the bound, at most 2 s.
+        let reserve = if self.control.is_some() {
+            (flush_timeout / 4).min(Duration::from_secs(2))
+        } else {
+            Duration::ZERO
+        };
+        if !drain(producer, left().saturating_sub(reserve)) {
             tracing::warn!(
                 in_flight = producer.in_flight_count(),
                 "acknowledgements still missing after {}; counting them as failed",
-                humantime::format_duration(self.options.flush_timeout)
+                humantime::format_duration(flush_timeout.saturating_sub(reserve))
             );
             producer.purge(PurgeConfig::default().queue().inflight());
             // Serve the delivery reports of the purged messages.
-            drain(producer, Duration::from_secs(5));
+            drain(
+                producer,
+                left().saturating_sub(reserve).min(Duration::from_secs(1)),
+            );
         }
         {
             let mut deliveries = producer.context().deliveries.lock().expect("lock");
@@ -571,9 +633,20 @@ impl Run<'_> {
                 tracing::warn!("last delivery failure: {reason}");
             }
         }
-        self.write_run_report(RunState::Finished);
-        if self.control.is_some() && !drain(producer, self.options.flush_timeout) {
-            tracing::warn!("the final run report was not acknowledged in time");
+        if self.control.is_some() {
+            self.final_report = self.deliver_final_report(left);
+        }
+        if let Some(off) = producer
+            .context()
+            .control_failure
+            .lock()
+            .expect("lock")
+            .clone()
+        {
+            if self.final_report != FinalReport::Delivered {
+                self.final_report = FinalReport::Off;
+            }
+            self.reports_off = Some(off);
         }
         let report = self.report();
         self.status.publish_produce(report.clone());

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod acl;
 mod broker;
 mod cli;
 mod event_format;
