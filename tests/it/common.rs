@@ -143,15 +143,23 @@ impl Broker {
     pub fn client_config(&self) -> rdkafka::ClientConfig {
         let mut config = rdkafka::ClientConfig::new();
         config.set("bootstrap.servers", self.bootstrap());
+        if let Some(protocol) = self.var("KTA_SECURITY_PROTOCOL") {
+            config.set("security.protocol", protocol);
+        }
         if let Some((user, password)) = self.var("KTA_USERNAME").zip(self.var("KTA_PASSWORD")) {
             config
-                .set(
-                    "security.protocol",
-                    self.var("KTA_SECURITY_PROTOCOL").unwrap(),
-                )
                 .set("sasl.mechanisms", "SCRAM-SHA-512")
                 .set("sasl.username", user)
                 .set("sasl.password", password);
+        }
+        for (var, key) in [
+            ("KTA_CA_FILE", "ssl.ca.location"),
+            ("KTA_CERT_FILE", "ssl.certificate.location"),
+            ("KTA_KEY_FILE", "ssl.key.location"),
+        ] {
+            if let Some(file) = self.var(var) {
+                config.set(key, file);
+            }
         }
         config
     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod acceptance;
 mod acl;
 mod broker;
 mod cli;
