@@ -79,6 +79,8 @@ pub enum Error {
         topic: String,
         /// The broker's answer.
         reason: String,
+        /// Whether the answer was an authorization failure (an ACL), not a cluster problem.
+        denied: bool,
     },
     /// Any other Kafka client error (creating a client with an invalid -X setting, for instance).
     #[error("{context}: {source}")]

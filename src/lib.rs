@@ -27,8 +27,9 @@ mod verdict;
 mod verify;
 mod wire;
 
-pub use cli::{Cli, LogFormat, Plan};
+pub use cli::{legacy_flag_beside_subcommand, Cli, LogFormat, Plan};
 pub use error::{Error, ExitCode, Result};
+pub use kafka::config::is_secret_property;
 pub use tally::Tally;
 pub use verdict::{Anomalies, Verdict};
 /// The wire contract, for other clients and tests: the event's bytes and identity, the run

@@ -14,12 +14,31 @@ fn main() -> ProcessExitCode {
         Ok(cli) => cli,
         Err(error) => error.exit(),
     };
+    if let Some(error) = kafka_test_app::legacy_flag_beside_subcommand(&matches) {
+        eprintln!("kafka-test-app: error: {error}");
+        return error.exit_code().into();
+    }
     init_logging(cli.log_format);
     if matches.value_source("password") == Some(ValueSource::CommandLine) {
         tracing::warn!(
             "the password was given on the command line, where other users of this machine can \
              read it; prefer the KTA_PASSWORD environment variable"
         );
+    }
+    if matches.value_source("overrides") == Some(ValueSource::CommandLine) {
+        let secrets = cli.connection.overrides.iter().filter_map(|arg| {
+            let key = arg
+                .split_once('=')
+                .map_or(arg.as_str(), |(key, _)| key)
+                .trim();
+            kafka_test_app::is_secret_property(key).then_some(key)
+        });
+        for key in secrets {
+            tracing::warn!(
+                "-X {key} was given on the command line, where other users of this machine can \
+                 read it; prefer the KTA_X environment variable"
+            );
+        }
     }
     match try_main(cli) {
         Ok(code) => code.into(),

@@ -37,7 +37,10 @@ public final class KtaAdmin {
         }
     }
 
-    /** Waits until the cluster lists `brokers` brokers, each with a controller elected. */
+    /**
+     * Waits until the cluster lists `brokers` brokers with a controller elected and every partition
+     * has a leader and its replicas on live brokers in sync (after a node restart: caught up again).
+     */
     static int ready(Properties props, int brokers, long timeoutSeconds) throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
         String last = "no answer yet";
@@ -48,9 +51,16 @@ public final class KtaAdmin {
                     int seen = cluster.nodes().get(5, TimeUnit.SECONDS).size();
                     boolean controller = cluster.controller().get(5, TimeUnit.SECONDS) != null;
                     if (seen >= brokers && controller) {
-                        return 0;
+                        var live = cluster.nodes().get(5, TimeUnit.SECONDS).stream()
+                            .map(org.apache.kafka.common.Node::id).collect(java.util.stream.Collectors.toSet());
+                        int lagging = underReplicated(admin, live);
+                        if (lagging == 0) {
+                            return 0;
+                        }
+                        last = lagging + " partitions without a leader or with replicas out of sync";
+                    } else {
+                        last = seen + " of " + brokers + " brokers registered";
                     }
-                    last = seen + " of " + brokers + " brokers registered";
                 } catch (Exception e) {
                     last = String.valueOf(e.getCause() != null ? e.getCause() : e);
                 }
@@ -59,6 +69,29 @@ public final class KtaAdmin {
         }
         System.err.println("the cluster did not answer for all brokers within " + timeoutSeconds + " s: " + last);
         return 1;
+    }
+
+    /**
+     * How many partitions (internal topics included) have no leader, or a replica on a live broker
+     * that is out of the ISR (replicas on brokers that are down do not count).
+     */
+    static int underReplicated(Admin admin, java.util.Set<Integer> live) throws Exception {
+        var names = admin.listTopics(new org.apache.kafka.clients.admin.ListTopicsOptions().listInternal(true))
+            .names().get(5, TimeUnit.SECONDS);
+        if (names.isEmpty()) {
+            return 0;
+        }
+        int lagging = 0;
+        for (var topic : admin.describeTopics(names).allTopicNames().get(5, TimeUnit.SECONDS).values()) {
+            for (var partition : topic.partitions()) {
+                boolean behind = partition.replicas().stream()
+                    .anyMatch(r -> live.contains(r.id()) && !partition.isr().contains(r));
+                if (partition.leader() == null || partition.leader().isEmpty() || behind) {
+                    lagging++;
+                }
+            }
+        }
+        return lagging;
     }
 
     /**

@@ -7,12 +7,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::consume::{group_id, ConsumeOptions};
 use crate::error::{Error, Result};
 use crate::kafka::config::{
-    parse_override, ConnectionSettings, SaslMechanism, Secret, SecurityProtocol,
+    parse_override, ConnectionSettings, Override, SaslMechanism, Secret, SecurityProtocol,
 };
 use crate::kafka::topic::TopicSpec;
 use crate::produce::{KeyMode, ProduceOptions};
@@ -148,15 +148,15 @@ pub struct ConnectionArgs {
     #[arg(
         short = 'X',
         value_name = "KEY=VALUE",
-        value_parser = parse_override,
         env = "KTA_X",
         value_delimiter = ';',
-        global = true
+        global = true,
+        hide_env_values = true
     )]
-    pub overrides: Vec<(String, String)>,
+    pub overrides: Vec<String>,
 
     /// How long start-up may try to reach the cluster before failing with exit code 2.
-    #[arg(long, env = "KTA_CONNECT_TIMEOUT", global = true, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KTA_CONNECT_TIMEOUT", global = true, default_value = "10s", value_parser = parse_positive_duration)]
     pub connect_timeout: Duration,
 }
 
@@ -177,11 +177,11 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The data topic.
-    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    #[arg(long, short = 't', env = "KTA_TOPIC", value_parser = parse_topic)]
     pub topic: String,
 
     /// The producers' control topic [default: "<topic>-kta-control"].
-    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    #[arg(long, env = "KTA_CONTROL_TOPIC", value_parser = parse_topic)]
     pub control_topic: Option<String>,
 
     /// An aggregation job's count by origin to check: a Spark console table, CSV or JSON lines.
@@ -202,7 +202,7 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     /// Topic to produce to (created if missing).
-    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    #[arg(long, short = 't', env = "KTA_TOPIC", value_parser = parse_topic)]
     pub topic: String,
 
     /// Events per second; 0 = as fast as the broker takes them.
@@ -215,7 +215,7 @@ pub struct ProduceArgs {
     pub num_messages: Option<u64>,
 
     /// Stop after this long (e.g. 10s, 5m).
-    #[arg(long, env = "KTA_DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KTA_DURATION", value_parser = parse_positive_duration)]
     pub duration: Option<Duration>,
 
     /// Partitions of the topic if it is created.
@@ -245,7 +245,7 @@ pub struct ProduceArgs {
     pub report_interval: Duration,
 
     /// Topic for this run's reports, read by `verify` [default: "<topic>-kta-control"].
-    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    #[arg(long, env = "KTA_CONTROL_TOPIC", value_parser = parse_topic)]
     pub control_topic: Option<String>,
 
     /// Write no run reports (then `verify` cannot know what this run had acknowledged).
@@ -261,7 +261,7 @@ pub struct ProduceArgs {
 #[derive(Debug, Args)]
 pub struct ConsumeArgs {
     /// Topic to consume (waits for it to exist).
-    #[arg(long, short = 't', env = "KTA_TOPIC")]
+    #[arg(long, short = 't', env = "KTA_TOPIC", value_parser = parse_topic)]
     pub topic: String,
 
     /// Consumer group prefix; the group is "<prefix>1" [default: "<username>-", or "kafka-test-app-"].
@@ -269,11 +269,11 @@ pub struct ConsumeArgs {
     pub consumer_group_prefix: Option<String>,
 
     /// Stop once this many events were consumed; fewer means fail.
-    #[arg(long, env = "KTA_EXPECT")]
+    #[arg(long, env = "KTA_EXPECT", value_parser = parse_expect)]
     pub expect: Option<u64>,
 
     /// Stop when nothing new arrived for this long (also bounds the wait for the topic).
-    #[arg(long, env = "KTA_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "KTA_IDLE_TIMEOUT", value_parser = parse_positive_duration)]
     pub idle_timeout: Option<Duration>,
 
     /// How often to print the count-by-origin table.
@@ -286,7 +286,7 @@ pub struct ConsumeArgs {
     pub until_complete: bool,
 
     /// Topic for this member's reports and the producers' run reports [default: "<topic>-kta-control"].
-    #[arg(long, env = "KTA_CONTROL_TOPIC")]
+    #[arg(long, env = "KTA_CONTROL_TOPIC", value_parser = parse_topic)]
     pub control_topic: Option<String>,
 
     /// Write no member reports (then `verify --group` cannot account for this consumer).
@@ -317,7 +317,7 @@ pub struct LegacyArgs {
     #[arg(long)]
     pub consumer: bool,
     /// Topic.
-    #[arg(long = "topic", short = 't', default_value = "hot-topic")]
+    #[arg(long = "topic", short = 't', default_value = "hot-topic", value_parser = parse_topic)]
     pub topic: String,
     /// Consumer group prefix [default: "<username>-"].
     #[arg(long = "consumer-group-prefix", short = 'c')]
@@ -355,6 +355,30 @@ fn parse_rate(arg: &str) -> std::result::Result<f64, String> {
     }
 }
 
+fn parse_positive_duration(arg: &str) -> std::result::Result<Duration, String> {
+    match humantime::parse_duration(arg) {
+        Ok(d) if d.is_zero() => Err("it must be longer than 0s (e.g. 30s)".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_expect(arg: &str) -> std::result::Result<u64, String> {
+    match arg.parse::<u64>() {
+        Ok(0) => Err(
+            "0 would stop before reading anything; give at least 1, or leave \
+                      --expect out"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{arg}' is not a whole number of events")),
+    }
+}
+
+fn parse_topic(arg: &str) -> std::result::Result<String, String> {
+    crate::kafka::topic::check_name(arg).map(|()| arg.to_owned())
+}
+
 fn parse_interval(arg: &str) -> std::result::Result<Duration, String> {
     match humantime::parse_duration(arg) {
         Ok(d) if d.is_zero() => Err("the interval must be longer than 0s".into()),
@@ -387,6 +411,28 @@ pub struct Plan {
     pub http_addr: Option<std::net::SocketAddr>,
 }
 
+/// The original client's flags given on the command line together with a subcommand: they would
+/// be ignored, so this is refused (`None`: no such mix).
+pub fn legacy_flag_beside_subcommand(matches: &clap::ArgMatches) -> Option<Error> {
+    let (subcommand, _) = matches.subcommand()?;
+    let command = Cli::command();
+    let flag = command
+        .get_arguments()
+        .filter(|arg| !arg.is_global_set())
+        .find(|arg| {
+            matches.value_source(arg.get_id().as_str())
+                == Some(clap::parser::ValueSource::CommandLine)
+        })?;
+    let name = flag
+        .get_long()
+        .map_or_else(|| flag.get_id().to_string(), |long| format!("--{long}"));
+    Some(Error::Usage(format!(
+        "{name} before the subcommand '{subcommand}' is one of the original client's flags, which \
+         work only without a subcommand; give the subcommand's own options after it (see \
+         `kafka-test-app {subcommand} --help`)"
+    )))
+}
+
 impl Cli {
     /// Resolves defaults and the drop-in command line into a [`Plan`].
     pub fn plan(self) -> Result<Plan> {
@@ -400,7 +446,15 @@ impl Cli {
             ca_file: self.connection.ca_file,
             cert_file: self.connection.cert_file,
             key_file: self.connection.key_file,
-            overrides: self.connection.overrides,
+            // Parsed here, not by clap, whose error would echo a malformed entry (a secret, may be).
+            overrides: self
+                .connection
+                .overrides
+                .iter()
+                .map(|arg| {
+                    parse_override(arg).map_err(|e| Error::Usage(format!("-X (KTA_X): {e}")))
+                })
+                .collect::<Result<Vec<Override>>>()?,
             connect_timeout: self.connection.connect_timeout,
         };
         if legacy && settings.security_protocol.is_none() {
@@ -413,11 +467,10 @@ impl Cli {
         };
         let mode = match self.command {
             Some(Command::Produce(args)) => {
-                let control_topic = (!args.no_run_reports).then(|| {
-                    args.control_topic
-                        .clone()
-                        .unwrap_or_else(|| default_control_topic(&args.topic))
-                });
+                let control_topic = match args.no_run_reports {
+                    true => None,
+                    false => Some(control_topic(&args.topic, args.control_topic.clone())?),
+                };
                 Mode::Produce(
                     ProduceOptions {
                         topic: TopicSpec {
@@ -442,11 +495,10 @@ impl Cli {
                 )
             }
             Some(Command::Consume(args)) => Mode::Consume(ConsumeOptions {
-                control_topic: (!args.no_member_reports).then(|| {
-                    args.control_topic
-                        .clone()
-                        .unwrap_or_else(|| default_control_topic(&args.topic))
-                }),
+                control_topic: match args.no_member_reports {
+                    true => None,
+                    false => Some(control_topic(&args.topic, args.control_topic.clone())?),
+                },
                 until_complete: args.until_complete,
                 topic: args.topic,
                 group_id: group_id(
@@ -460,9 +512,7 @@ impl Cli {
                 output: args.output,
             }),
             Some(Command::Verify(args)) => Mode::Verify(VerifyOptions {
-                control_topic: args
-                    .control_topic
-                    .unwrap_or_else(|| default_control_topic(&args.topic)),
+                control_topic: control_topic(&args.topic, args.control_topic)?,
                 topic: args.topic,
                 against: args.against,
                 group: args.group,
@@ -477,6 +527,21 @@ impl Cli {
             http_addr: self.http_addr,
         })
     }
+}
+
+/// The control topic: the one given, or `<topic>-kta-control` if that is a legal name.
+fn control_topic(topic: &str, given: Option<String>) -> Result<String> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    let default = default_control_topic(topic);
+    crate::kafka::topic::check_name(&default).map_err(|reason| {
+        Error::Usage(format!(
+            "the default control topic of '{topic}' is not a legal name ({reason}); pass \
+             --control-topic NAME"
+        ))
+    })?;
+    Ok(default)
 }
 
 fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
@@ -494,7 +559,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
     match (args.producer, args.consumer) {
         (true, false) => Ok(Mode::Produce(
             ProduceOptions {
-                control_topic: Some(default_control_topic(&args.topic)),
+                control_topic: Some(control_topic(&args.topic, None)?),
                 topic: TopicSpec {
                     name: args.topic,
                     partitions: args.num_partitions,
@@ -511,7 +576,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
             OutputFormat::Text,
         )),
         (false, true) => Ok(Mode::Consume(ConsumeOptions {
-            control_topic: Some(default_control_topic(&args.topic)),
+            control_topic: Some(control_topic(&args.topic, None)?),
             until_complete: false,
             topic: args.topic,
             group_id: group_id(&args.consumer_group_prefix.unwrap_or(default_prefix)),
@@ -702,7 +767,6 @@ mod tests {
                 "--duration",
                 "forever",
             ],
-            &["kafka-test-app", "produce", "-t", "t", "-X", "nokey"],
             &[
                 "kafka-test-app",
                 "consume",
@@ -715,6 +779,9 @@ mod tests {
             let err = Cli::try_parse_from(args).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{args:?}");
         }
+        // -X is checked when planning, so that clap does not echo a malformed entry.
+        let cli = Cli::try_parse_from(["kafka-test-app", "produce", "-t", "t", "-X", "nokey"]);
+        assert!(cli.unwrap().plan().is_err());
     }
 
     #[test]

@@ -116,6 +116,43 @@ impl std::str::FromStr for Secret {
     }
 }
 
+/// One `-X key=value` librdkafka property. Its `Debug` hides the value of a secret property.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The librdkafka property name.
+    pub key: String,
+    /// Its value, handed to librdkafka as is.
+    pub value: String,
+}
+
+impl Override {
+    /// Whether the property holds a secret (a password, a key, a client secret), which must never
+    /// be printed.
+    pub fn is_secret(&self) -> bool {
+        is_secret_property(&self.key)
+    }
+}
+
+impl fmt::Debug for Override {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = if self.is_secret() { "***" } else { &self.value };
+        write!(f, "{}={value}", self.key)
+    }
+}
+
+/// Whether a librdkafka property holds a secret: `sasl.password`, `ssl.key.password`,
+/// `ssl.keystore.password`, `ssl.key.pem`, `sasl.oauthbearer.client.secret`, …
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.trim().to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key.contains("jaas")
+        || matches!(
+            key.as_str(),
+            "ssl.key.pem" | "ssl_key" | "sasl.oauthbearer.config"
+        )
+}
+
 /// How to reach and authenticate to the cluster; shared by every subcommand.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -136,7 +173,7 @@ pub struct ConnectionSettings {
     /// PEM client key (mutual TLS).
     pub key_file: Option<PathBuf>,
     /// Raw librdkafka properties (`-X key=value`), applied last.
-    pub overrides: Vec<(String, String)>,
+    pub overrides: Vec<Override>,
     /// How long start-up may take to reach the cluster before giving up with exit code 2.
     pub connect_timeout: Duration,
 }
@@ -170,16 +207,50 @@ impl ConnectionSettings {
     }
 }
 
-/// Parses one `-X key=value` argument.
-pub fn parse_override(arg: &str) -> std::result::Result<(String, String), String> {
+/// Parses one `-X key=value` argument. A malformed one is not echoed: it may hold a secret.
+pub fn parse_override(arg: &str) -> std::result::Result<Override, String> {
     match arg.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() => {
-            Ok((key.trim().to_owned(), value.to_owned()))
-        }
-        _ => Err(format!(
-            "expected key=value (a librdkafka property), got '{arg}'"
+        Some((key, value)) if !key.trim().is_empty() => Ok(Override {
+            key: key.trim().to_owned(),
+            value: value.to_owned(),
+        }),
+        Some(_) => Err(
+            "expected KEY=VALUE (a librdkafka property), got an entry that starts \
+                        with '=' (not shown: it may hold a secret)"
+                .to_owned(),
+        ),
+        None => Err(format!(
+            "expected KEY=VALUE (a librdkafka property), got an entry of {} characters without \
+             '=' (not shown: it may hold a secret); separate several KTA_X entries with ';'",
+            arg.chars().count()
         )),
     }
+}
+
+/// Every entry of a bootstrap list is `HOST:PORT` with a port from 1 to 65535 (IPv6 as
+/// `[ADDR]:PORT`).
+pub fn check_bootstrap_servers(list: &str) -> std::result::Result<(), String> {
+    for entry in list.split(',').map(str::trim) {
+        let fix = "give HOST:PORT, comma-separated (--bootstrap-servers or KTA_BOOTSTRAP_SERVERS)";
+        let Some((host, port)) = entry.rsplit_once(':') else {
+            return Err(format!("bootstrap server '{entry}' has no port; {fix}"));
+        };
+        if host.is_empty() || host.contains("//") {
+            return Err(format!(
+                "bootstrap server '{entry}' is not HOST:PORT; {fix}"
+            ));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => {
+                return Err(format!(
+                    "bootstrap server '{entry}' has port '{port}', not a number from 1 to 65535; \
+                     {fix}"
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds the librdkafka configuration every client starts from.
@@ -195,6 +266,7 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
                 .to_owned(),
         ));
     }
+    check_bootstrap_servers(&settings.bootstrap_servers).map_err(Error::Usage)?;
 
     let mut config = ClientConfig::new();
     config
@@ -205,16 +277,23 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
         .set("security.protocol", protocol.as_str());
 
     if protocol.uses_sasl() {
-        let (Some(username), Some(password)) = (&settings.username, &settings.password) else {
+        // -X sasl.username / sasl.password (KTA_X) count as given; they are applied below.
+        let given = |key: &str| settings.overrides.iter().any(|o| o.key == key);
+        let username_given = settings.username.is_some() || given("sasl.username");
+        let password_given = settings.password.is_some() || given("sasl.password");
+        if !(username_given && password_given) {
             return Err(Error::Usage(format!(
                 "{protocol} needs a username and a password; pass --username and --password \
                  (or KTA_USERNAME and KTA_PASSWORD), or choose --security-protocol PLAINTEXT"
             )));
-        };
-        config
-            .set("sasl.mechanism", settings.sasl_mechanism.as_str())
-            .set("sasl.username", username)
-            .set("sasl.password", password.expose());
+        }
+        config.set("sasl.mechanism", settings.sasl_mechanism.as_str());
+        if let Some(username) = &settings.username {
+            config.set("sasl.username", username);
+        }
+        if let Some(password) = &settings.password {
+            config.set("sasl.password", password.expose());
+        }
     } else if settings.username.is_some() || settings.password.is_some() {
         return Err(Error::Usage(format!(
             "a username or password was given but --security-protocol is {protocol}, which does \
@@ -258,7 +337,7 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
         config.set("ssl.endpoint.identification.algorithm", "none");
     }
 
-    for (key, value) in &settings.overrides {
+    for Override { key, value } in &settings.overrides {
         config.set(key, value);
     }
     Ok(config)
@@ -391,8 +470,8 @@ mod tests {
     fn overrides_are_applied_last() {
         let settings = ConnectionSettings {
             overrides: vec![
-                ("client.id".into(), "mine".into()),
-                ("socket.timeout.ms".into(), "5000".into()),
+                parse_override("client.id=mine").unwrap(),
+                parse_override("socket.timeout.ms=5000").unwrap(),
             ],
             ..Default::default()
         };
@@ -423,12 +502,30 @@ mod tests {
 
     #[test]
     fn override_parsing() {
+        let parsed = |arg| parse_override(arg).map(|o| (o.key, o.value));
         assert_eq!(
-            parse_override("linger.ms=20"),
+            parsed("linger.ms=20"),
             Ok(("linger.ms".into(), "20".into()))
         );
-        assert_eq!(parse_override("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parsed("a=b=c"), Ok(("a".into(), "b=c".into())));
         assert!(parse_override("linger.ms").is_err());
         assert!(parse_override("=1").is_err());
+    }
+
+    #[test]
+    fn a_secret_override_never_prints_its_value() {
+        let error = parse_override("sasl.password:hunter2").unwrap_err();
+        assert!(!error.contains("hunter2"), "{error}");
+        let secret = parse_override("sasl.password=hunter2").unwrap();
+        assert_eq!(format!("{secret:?}"), "sasl.password=***");
+        let plain = parse_override("linger.ms=20").unwrap();
+        assert_eq!(format!("{plain:?}"), "linger.ms=20");
+        for key in [
+            "ssl.key.password",
+            "ssl.keystore.password",
+            "sasl.oauthbearer.client.secret",
+        ] {
+            assert!(is_secret_property(key), "{key}");
+        }
     }
 }

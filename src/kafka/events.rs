@@ -33,6 +33,8 @@ pub struct ClientEvents {
     fatal: Mutex<Option<Fatal>>,
     last_transport_error: Mutex<Option<String>>,
     cluster_up: AtomicBool,
+    /// Whether a broker connection was ever up (until then, transport errors warn once).
+    ever_up: AtomicBool,
     /// Rebalances a consumer went through (assignments given or taken).
     rebalances: AtomicU64,
 }
@@ -65,9 +67,24 @@ impl ClientEvents {
             }
             // Reaching the end of a partition is news, not an error; the consumer handles it.
             Some(RDKafkaErrorCode::PartitionEOF) => {}
+            // A summary ("1/1 brokers are down") that would hide its cause (connection
+            // refused, a name that does not resolve): kept only if nothing better was said.
+            Some(RDKafkaErrorCode::AllBrokersDown) => {
+                tracing::debug!(target: "kafka", "{reason}");
+                self.last_transport_error
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(|| reason.to_owned());
+            }
             _ => {
-                tracing::warn!(target: "kafka", "{reason}");
-                *self.last_transport_error.lock().expect("lock") = Some(reason.to_owned());
+                // Before any broker answered, the final error line says it all: warn once.
+                let mut last = self.last_transport_error.lock().expect("lock");
+                if self.ever_up.load(Ordering::Relaxed) || last.is_none() {
+                    tracing::warn!(target: "kafka", "{reason}");
+                } else {
+                    tracing::debug!(target: "kafka", "{reason}");
+                }
+                *last = Some(reason.to_owned());
             }
         }
     }
@@ -79,6 +96,9 @@ impl ClientEvents {
             .values()
             .any(|broker| broker.nodeid >= 0 && broker.state == "UP");
         self.cluster_up.store(up, Ordering::Relaxed);
+        if up {
+            self.ever_up.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether a broker connection was up at the last statistics report.
@@ -113,9 +133,18 @@ impl ClientEvents {
                 .last_transport_error
                 .lock()
                 .expect("lock")
-                .clone()
-                .unwrap_or_else(|| "no broker answered".to_owned()),
+                .as_deref()
+                .map_or_else(|| "no broker answered".to_owned(), without_timing),
         }
+    }
+}
+
+/// A librdkafka error line without its trailing "(after 0ms in state CONNECT, …)": one error
+/// line says what failed, not when.
+fn without_timing(reason: &str) -> String {
+    match reason.rfind(" (after ") {
+        Some(at) if reason.ends_with(')') => reason[..at].to_owned(),
+        _ => reason.to_owned(),
     }
 }
 
@@ -203,6 +232,24 @@ mod tests {
             events.unreachable(&settings()).to_string(),
             "cannot reach the Kafka cluster at 127.0.0.1:9092 within 10s: 1/1 brokers are down; \
              check --bootstrap-servers and --security-protocol"
+        );
+        // The cause, once known, is not hidden by the summary that follows it.
+        let refused = "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: \
+                       Connection refused";
+        events.on_error(
+            &KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            &format!("{refused} (after 0ms in state CONNECT, 1 identical error(s) suppressed)"),
+        );
+        events.on_error(
+            &KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(
+            events.unreachable(&settings()).to_string(),
+            format!(
+                "cannot reach the Kafka cluster at 127.0.0.1:9092 within 10s: {refused}; check \
+                 --bootstrap-servers and --security-protocol"
+            )
         );
     }
 }

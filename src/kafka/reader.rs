@@ -86,9 +86,25 @@ pub fn read_all(
     let mut remaining: HashMap<i32, (i64, Progress)> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for partition in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition, settings.connect_timeout)
-            .map_err(|e| Error::kafka(format!("cannot read the offsets of {topic}"), e))?;
+        // Retried within --connect-timeout: a partition just after a broker restart may have
+        // no leader for a few seconds.
+        let deadline = Instant::now() + settings.connect_timeout;
+        let (low, high) = loop {
+            match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
+                Ok(marks) => break marks,
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(Error::kafka(
+                        format!("cannot read the offsets of {topic} partition {partition}"),
+                        e,
+                    ))
+                }
+                Err(e) => {
+                    tracing::debug!("offsets of {topic} partition {partition}: {e}; retrying");
+                    events.check(settings)?;
+                    let _ = consumer.poll(Duration::from_millis(200));
+                }
+            }
+        };
         ends.insert(partition, high);
         if high > low {
             remaining.insert(partition, (high, Progress::Reading));

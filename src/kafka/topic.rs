@@ -105,12 +105,53 @@ pub fn ensure_topic<C: rdkafka::ClientContext>(
         Some(Err(code)) => Err(Error::TopicCreation {
             topic: spec.name.clone(),
             reason: code.to_string(),
+            denied: is_denied(code),
         }),
         None => Err(Error::TopicCreation {
             topic: spec.name.clone(),
             reason: "the broker returned no result".to_owned(),
+            denied: false,
         }),
     }
+}
+
+/// Kafka's rule for topic names: 1 to 249 ASCII letters, digits, `.`, `_` and `-`, and not `.`
+/// or `..`. The error says what is wrong, for a usage error.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    const MAX: usize = 249;
+    let rule = "a Kafka topic name is 1 to 249 ASCII letters, digits, '.', '_' and '-'";
+    if name.is_empty() {
+        return Err(format!("the topic name is empty; {rule}"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!(
+            "'{name}' cannot be a topic name; {rule}, and not '.' or '..'"
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!("'{name}' holds {bad:?}; {rule}"));
+    }
+    if name.len() > MAX {
+        return Err(format!(
+            "the topic name is {} characters long; {rule}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a broker's error code is an authorization failure (an ACL), not a cluster problem.
+pub fn is_denied(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+    )
 }
 
 /// Whether `topic` exists with at least one partition, or `None` if the cluster did not answer.

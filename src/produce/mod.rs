@@ -138,12 +138,21 @@ impl ProducerContext for DeliveryContext {
         if scheduled_us == CONTROL {
             *self.last_control.lock().expect("lock") = Some(result.is_ok());
             if let Err((error, _)) = result {
-                let mut failure = self.control_failure.lock().expect("lock");
-                if failure.is_none() {
-                    let topic = self.control_topic.as_deref().unwrap_or("-");
-                    let off = reports_off(topic, &self.settings, &error.to_string());
-                    tracing::warn!("{off}");
-                    *failure = Some(off);
+                // A denial turns run reports off for the run; anything else (a broker
+                // outage) only loses this report, and the next one may arrive.
+                if error
+                    .rdkafka_error_code()
+                    .is_some_and(crate::kafka::topic::is_denied)
+                {
+                    let mut failure = self.control_failure.lock().expect("lock");
+                    if failure.is_none() {
+                        let topic = self.control_topic.as_deref().unwrap_or("-");
+                        let off = reports_off(topic, &self.settings, &error.to_string(), true);
+                        tracing::warn!("{off}");
+                        *failure = Some(off);
+                    }
+                } else {
+                    tracing::debug!("a run report was not delivered: {error}");
                 }
             }
             return;
@@ -183,7 +192,20 @@ impl ProducerContext for DeliveryContext {
 }
 
 /// Why run reports are off and how to turn them on, in one line for the log and the report.
-fn reports_off(control_topic: &str, settings: &ConnectionSettings, reason: &str) -> String {
+/// `denied`: the cluster refused this user (an ACL) rather than failing.
+fn reports_off(
+    control_topic: &str,
+    settings: &ConnectionSettings,
+    reason: &str,
+    denied: bool,
+) -> String {
+    if !denied {
+        return format!(
+            "run reports are off: the control topic '{control_topic}' could not be made ready \
+             ({reason}); `verify` cannot tell what this run had acknowledged. Check that the \
+             cluster has enough brokers in sync, or pass --no-run-reports"
+        );
+    }
     let who = settings
         .username
         .as_deref()
@@ -208,11 +230,21 @@ pub fn produce(
     shutdown: &CancellationToken,
 ) -> Result<ProduceReport> {
     let mut config = client_config(settings)?;
+    if options.rate > 0.0 && 1.0 / options.rate > 3600.0 {
+        let every = Duration::try_from_secs_f64(1.0 / options.rate).map_or_else(
+            |_| "never".to_owned(),
+            |d| humantime::format_duration(d).to_string(),
+        );
+        tracing::warn!(
+            "--rate {} (events per second) sends one event every {every}",
+            options.rate
+        );
+    }
     let events = ClientEvents::new();
     // The guarantee this tool is for, unless the user chose another with -X (the report says
     // which one was in force).
     for (key, value) in [("enable.idempotence", "true"), ("acks", "all")] {
-        if !settings.overrides.iter().any(|(k, _)| k == key) {
+        if !settings.overrides.iter().any(|o| o.key == key) {
             config.set(key, value);
         }
     }
@@ -270,7 +302,8 @@ pub fn produce(
                 Ok(_) => Some(topic.as_str()),
                 Err(e @ (Error::Authentication { .. } | Error::Tls { .. })) => return Err(e),
                 Err(e) => {
-                    let off = reports_off(topic, settings, &e.to_string());
+                    let denied = matches!(e, Error::TopicCreation { denied: true, .. });
+                    let off = reports_off(topic, settings, &e.to_string(), denied);
                     tracing::warn!("{off}");
                     *producer.context().control_failure.lock().expect("lock") = Some(off);
                     None

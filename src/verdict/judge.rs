@@ -29,6 +29,14 @@ pub fn origins(origins: &BTreeMap<String, OriginVerdict>, findings: &mut Finding
                 r.anomalies.unreported_tail
             ));
         }
+        for (run, r) in o.runs.iter().filter(|(_, r)| r.state == "unreported") {
+            findings.notes.push(format!(
+                "run {run} of {origin}: {} events seen, but none of its run reports arrived (its \
+                 producer could not write the control topic, or ran with --no-run-reports), so \
+                 its loss is not judged",
+                r.count
+            ));
+        }
     }
 }
 

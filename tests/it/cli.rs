@@ -46,24 +46,160 @@ fn the_originals_mongo_option_is_refused_with_exit_2() {
     assert!(output.stdout.is_empty());
 }
 
+/// Bad input: exit 2, and the first line on stderr says what is wrong and what to do. Nothing is
+/// sent (no broker listens at 127.0.0.1:1).
 #[test]
-fn bad_values_exit_2_naming_the_option() {
-    for (args, needle) in [
-        (&["produce", "--topic", "t", "--rate", "-3"][..], "--rate"),
+fn bad_input_is_one_clear_line_and_exit_2() {
+    let long = "a".repeat(250);
+    let longest = "a".repeat(240);
+    let cases: Vec<(Vec<&str>, String)> = vec![
         (
-            &["produce", "--topic", "t", "--security-protocol", "SASL"],
-            "--security-protocol",
+            vec!["produce", "--topic", "bad/name"],
+            "error: invalid value 'bad/name' for '--topic <TOPIC>': 'bad/name' holds '/'; a Kafka \
+             topic name is 1 to 249 ASCII letters, digits, '.', '_' and '-'"
+                .into(),
         ),
         (
-            &["consume", "--topic", "t", "--idle-timeout", "soon"],
-            "--idle-timeout",
+            vec!["consume", "--topic", ".."],
+            "error: invalid value '..' for '--topic <TOPIC>': '..' cannot be a topic name; a Kafka \
+             topic name is 1 to 249 ASCII letters, digits, '.', '_' and '-', and not '.' or '..'"
+                .into(),
         ),
-        (&["produce"], "--topic"),
-    ] {
-        let output = run(app().args(args), 2);
+        (
+            vec!["verify", "--topic", &long],
+            format!(
+                "error: invalid value '{long}' for '--topic <TOPIC>': the topic name is 250 \
+                 characters long; a Kafka topic name is 1 to 249 ASCII letters, digits, '.', '_' \
+                 and '-'"
+            ),
+        ),
+        (
+            vec!["produce", "--topic", &longest],
+            format!(
+                "kafka-test-app: error: the default control topic of '{longest}' is not a legal \
+                 name (the topic name is 252 characters long; a Kafka topic name is 1 to 249 \
+                 ASCII letters, digits, '.', '_' and '-'); pass --control-topic NAME"
+            ),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--control-topic", "bad:name"],
+            "error: invalid value 'bad:name' for '--control-topic <CONTROL_TOPIC>': 'bad:name' \
+             holds ':'; a Kafka topic name is 1 to 249 ASCII letters, digits, '.', '_' and '-'"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "-s", "127.0.0.1:70000"],
+            "kafka-test-app: error: bootstrap server '127.0.0.1:70000' has port '70000', not a \
+             number from 1 to 65535; give HOST:PORT, comma-separated (--bootstrap-servers or \
+             KTA_BOOTSTRAP_SERVERS)"
+                .into(),
+        ),
+        (
+            vec!["consume", "--topic", "t", "-s", "127.0.0.1:1,broker:abc"],
+            "kafka-test-app: error: bootstrap server 'broker:abc' has port 'abc', not a number \
+             from 1 to 65535; give HOST:PORT, comma-separated (--bootstrap-servers or \
+             KTA_BOOTSTRAP_SERVERS)"
+                .into(),
+        ),
+        (
+            vec!["verify", "--topic", "t", "-s", "localhost"],
+            "kafka-test-app: error: bootstrap server 'localhost' has no port; give HOST:PORT, \
+             comma-separated (--bootstrap-servers or KTA_BOOTSTRAP_SERVERS)"
+                .into(),
+        ),
+        (
+            vec!["--producer", "produce", "--topic", "t"],
+            "kafka-test-app: error: --producer before the subcommand 'produce' is one of the \
+             original client's flags, which work only without a subcommand; give the \
+             subcommand's own options after it (see `kafka-test-app produce --help`)"
+                .into(),
+        ),
+        (
+            vec!["--num-messages", "5", "consume", "--topic", "t"],
+            "kafka-test-app: error: --num-messages before the subcommand 'consume' is one of the \
+             original client's flags, which work only without a subcommand; give the \
+             subcommand's own options after it (see `kafka-test-app consume --help`)"
+                .into(),
+        ),
+        (
+            vec!["consume", "--topic", "t", "--expect", "0"],
+            "error: invalid value '0' for '--expect <EXPECT>': 0 would stop before reading \
+             anything; give at least 1, or leave --expect out"
+                .into(),
+        ),
+        (
+            vec!["consume", "--topic", "t", "--idle-timeout", "0s"],
+            "error: invalid value '0s' for '--idle-timeout <IDLE_TIMEOUT>': it must be longer \
+             than 0s (e.g. 30s)"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--connect-timeout", "0s"],
+            "error: invalid value '0s' for '--connect-timeout <CONNECT_TIMEOUT>': it must be \
+             longer than 0s (e.g. 30s)"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--duration", "0s"],
+            "error: invalid value '0s' for '--duration <DURATION>': it must be longer than 0s \
+             (e.g. 30s)"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--rate", "-3"],
+            "error: invalid value '-3' for '--rate <RATE>': the rate must be 0 (unlimited) or a \
+             positive number of events per second"
+                .into(),
+        ),
+        (
+            vec!["consume", "--topic", "t", "--idle-timeout", "soon"],
+            "error: invalid value 'soon' for '--idle-timeout <IDLE_TIMEOUT>': expected number at 0"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "-s", "127.0.0.1:1", "--connect-timeout", "2s"],
+            "kafka-test-app: error: cannot reach the Kafka cluster at 127.0.0.1:1 within 2s: \
+             127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused; check \
+             --bootstrap-servers and --security-protocol"
+                .into(),
+        ),
+        (
+            vec!["verify", "--topic", "t", "-s", "no-such-host.invalid:9092"],
+            "kafka-test-app: error: cannot reach the Kafka cluster at no-such-host.invalid:9092 \
+             within 10s: no-such-host.invalid:9092/bootstrap: Failed to resolve \
+             'no-such-host.invalid:9092': Name or service not known; check --bootstrap-servers \
+             and --security-protocol"
+                .into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = run(app().args(&args).env_remove("KTA_BOOTSTRAP_SERVERS"), 2);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("error: "))
+            .unwrap_or_default();
+        assert_eq!(line, expected, "{args:?}: {stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
     }
+}
+
+/// A rate whose next event is due in years is accepted (it is a rate) but warned about.
+#[test]
+fn a_rate_of_one_event_in_years_is_warned_about() {
+    let output = run(
+        app()
+            .args(["produce", "--topic", "t", "--rate", "0.00000001"])
+            .args(["-s", "127.0.0.1:1", "--connect-timeout", "1s"]),
+        2,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "--rate 0.00000001 (events per second) sends one event every 3years 2months 18h 39m 28s"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

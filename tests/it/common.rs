@@ -60,6 +60,13 @@ impl Broker {
         CLUSTER.get_or_init(|| Broker::up("plain", &[]))
     }
 
+    /// Three nodes (127.0.0.1–3), PLAINTEXT, replication factor 3 and `min.insync.replicas=2`
+    /// for new topics: the fault tests' cluster (they take turns on it).
+    pub fn three() -> &'static Broker {
+        static CLUSTER: OnceLock<Broker> = OnceLock::new();
+        CLUSTER.get_or_init(|| Broker::up("three", &["--nodes", "3"]))
+    }
+
     /// One node, SASL_PLAINTEXT with SCRAM, the StandardAuthorizer and ACLs (Charmed Kafka's
     /// setup); the connection is the super-user `admin`.
     pub fn scram() -> &'static Broker {

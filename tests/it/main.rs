@@ -9,6 +9,8 @@ mod acl;
 mod broker;
 mod cli;
 mod event_format;
+mod faults;
 mod fleet;
 mod http;
+mod secrets;
 mod verdicts;
