@@ -57,6 +57,9 @@ pub struct ProduceReport {
     /// Why run reports are off (the control topic refused them), and how to turn them on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_reports_off: Option<String>,
+    /// The longest time, in seconds (to the second), that events were pending and none was
+    /// acknowledged or failed: how long the cluster took no writes (a failover's gap).
+    pub longest_ack_gap_s: f64,
     /// The verdict: pass when nothing failed.
     pub verdict: Verdict,
 }

@@ -117,10 +117,10 @@ impl ControlLink {
         self.writer.poll(Duration::ZERO);
     }
 
-    /// Writes the final report and waits (bounded) for it to be delivered.
-    pub fn finish(&mut self, tally: &Tally, offsets: &Offsets) {
+    /// Writes the final report and waits at most `timeout` for it to be delivered.
+    pub fn finish(&mut self, tally: &Tally, offsets: &Offsets, timeout: Duration) {
         self.write(RunState::Finished, tally, offsets);
-        if self.writer.flush(Duration::from_secs(5)).is_err() {
+        if self.writer.flush(timeout).is_err() {
             tracing::warn!(control_topic = %self.topic, "the final member report was not delivered");
         }
     }

@@ -28,12 +28,16 @@ use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
 const POLL: Duration = Duration::from_millis(100);
-/// How long closing (final commit, leaving the group) may take.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long stopping may take in all, from the decision to stop to the report: reading where
+/// the partitions end, the final member report, the final commit and leaving the group. With the
+/// cluster gone or frozen, each step gives up within its share.
+pub const STOP_WITHIN: Duration = Duration::from_secs(10);
 /// How long without an assignment before saying the consumer is waiting for one.
 const ASSIGNMENT_PATIENCE: Duration = Duration::from_secs(5);
-/// How long reading where the partitions end may take when the consumer stops.
-const ENDS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Of [`STOP_WITHIN`], how long reading where the partitions end may take.
+const ENDS_TIMEOUT: Duration = Duration::from_secs(4);
+/// Of [`STOP_WITHIN`], how long the final member report may take to be delivered.
+const MEMBER_REPORT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How often to look for a topic that does not exist yet.
 const TOPIC_RETRY: Duration = Duration::from_millis(500);
 
@@ -131,8 +135,9 @@ pub fn consume(
         status.set_running(false);
         read?;
     }
-    let report = reading.finish();
-    close(consumer);
+    let stop_by = Instant::now() + STOP_WITHIN;
+    let report = reading.finish(stop_by);
+    close(consumer, stop_by);
     Ok(report)
 }
 
@@ -170,6 +175,7 @@ impl Reading<'_> {
         let mut batch = 0u64;
         let mut at_end = std::collections::BTreeSet::new();
         let mut caught_up = false;
+        let mut said_caught_up = false;
         loop {
             if shutdown.is_cancelled() {
                 tracing::info!("stopping: signal received");
@@ -202,11 +208,18 @@ impl Reading<'_> {
                     let assigned = self.consumer.assignment().map_or(0, |a| a.count());
                     if !caught_up && assigned > 0 && at_end.len() >= assigned {
                         caught_up = true;
-                        tracing::info!(
-                            consumed = self.tally.consumed(),
-                            malformed = self.tally.malformed(),
-                            "caught up: every assigned partition read to its end"
-                        );
+                        // Said once; a consumer keeping up with a producer catches up again
+                        // with every event.
+                        if !said_caught_up {
+                            said_caught_up = true;
+                            tracing::info!(
+                                consumed = self.tally.consumed(),
+                                malformed = self.tally.malformed(),
+                                "caught up: every assigned partition read to its end"
+                            );
+                        } else {
+                            tracing::debug!(consumed = self.tally.consumed(), "caught up again");
+                        }
                     }
                 }
                 Some(Err(e)) => {
@@ -348,9 +361,9 @@ impl Reading<'_> {
     /// Where this consumer stopped against where its partitions start and end: the partitions
     /// it resumed on, and how far behind their ends it is ([`Ends::Unknown`] when the cluster
     /// does not answer within [`ENDS_TIMEOUT`]). Run reports read before this are covered by those ends.
-    fn ends(&mut self) {
+    fn ends(&mut self, stop_by: Instant) {
         let topic = &self.options.topic;
-        let deadline = Instant::now() + ENDS_TIMEOUT;
+        let deadline = (Instant::now() + ENDS_TIMEOUT).min(stop_by);
         let left = || deadline.saturating_duration_since(Instant::now());
         let assignment = self.consumer.assignment().unwrap_or_default();
         let positions = self.consumer.position().unwrap_or_default();
@@ -407,40 +420,44 @@ impl Reading<'_> {
     }
 
     /// The final report; the last member report goes out too.
-    fn finish(mut self) -> ConsumeReport {
+    fn finish(mut self, stop_by: Instant) -> ConsumeReport {
         self.progress.clear();
         if let Some(link) = &mut self.link {
             link.refresh_runs();
         }
         self.note_assignment();
         if self.view.assigned {
-            self.ends();
+            self.ends(stop_by);
         }
         let report = self.report(&self.view);
         self.status
             .publish_consume(report.clone(), self.tally.latency_buckets().clone());
         if let Some(link) = &mut self.link {
-            link.finish(&self.tally, &self.offsets);
+            let left = stop_by.saturating_duration_since(Instant::now());
+            link.finish(&self.tally, &self.offsets, MEMBER_REPORT_TIMEOUT.min(left));
         }
         report
     }
 }
 
-/// Commits what was processed and leaves the group, waiting at most [`CLOSE_TIMEOUT`]: with the
-/// cluster gone, librdkafka would otherwise wait for the group coordinator for a whole session
-/// timeout (45 s), past Kubernetes' grace period.
-fn close(consumer: BaseConsumer<ClientContext>) {
+/// Commits what was processed and leaves the group, waiting at most until `stop_by` (and at
+/// least a second): with the cluster gone, librdkafka would otherwise wait for the group
+/// coordinator for a whole session timeout (45 s), past Kubernetes' grace period.
+fn close(consumer: BaseConsumer<ClientContext>, stop_by: Instant) {
     if let Err(e) = consumer.close_queue() {
         tracing::warn!("cannot close the consumer: {e}");
         return;
     }
-    let deadline = Instant::now() + CLOSE_TIMEOUT;
+    let started = Instant::now();
+    let deadline = stop_by.max(started + Duration::from_secs(1));
     while !consumer.closed() {
         if Instant::now() >= deadline {
             tracing::warn!(
                 "could not commit and leave the group within {} (is the cluster reachable?); \
                  events read since the last auto-commit will be read again by this group",
-                humantime::format_duration(CLOSE_TIMEOUT)
+                humantime::format_duration(Duration::from_secs(
+                    deadline.saturating_duration_since(started).as_secs()
+                ))
             );
             // Its destructor would wait for the coordinator again, without bound; the process
             // is about to report and exit.

@@ -36,6 +36,8 @@ enum Latest {
 pub struct Status {
     running: AtomicBool,
     cluster_up: AtomicBool,
+    /// A producer's acknowledgements stopped while events are pending.
+    stalled: AtomicBool,
     latest: Mutex<Latest>,
 }
 
@@ -50,9 +52,16 @@ impl Status {
         self.cluster_up.store(up, Ordering::Relaxed);
     }
 
-    /// Ready: connected to the cluster and producing or consuming.
+    /// Records whether a producer is stalled (see [`crate::produce::stall`]).
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::Relaxed);
+    }
+
+    /// Ready: connected to the cluster, producing or consuming, and not stalled.
     pub fn is_ready(&self) -> bool {
-        self.running.load(Ordering::Relaxed) && self.cluster_up.load(Ordering::Relaxed)
+        self.running.load(Ordering::Relaxed)
+            && self.cluster_up.load(Ordering::Relaxed)
+            && !self.stalled.load(Ordering::Relaxed)
     }
 
     /// Publishes a producer's report.
@@ -153,6 +162,12 @@ impl Collector for Status {
                     "kta_rate_achieved_events_per_second",
                     "Acknowledged events per second so far",
                     r.rate,
+                )?;
+                gauge(
+                    &mut encoder,
+                    "kta_longest_ack_gap_seconds",
+                    "Longest time events were pending with none acknowledged or failed",
+                    r.longest_ack_gap_s,
                 )
             }
             Latest::Consume(r, latency) => {

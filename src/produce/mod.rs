@@ -7,6 +7,7 @@
 
 pub mod origin;
 pub mod rate;
+pub mod stall;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -38,6 +39,7 @@ use crate::wire::event::{self, python_timestamp, EventEncoder};
 use crate::wire::series::{encode_histogram, RunSeries};
 use crate::wire::RUN_HEADER;
 use rate::Schedule;
+use stall::{Change, Stall};
 
 /// How events are keyed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -328,6 +330,7 @@ pub fn produce(
         progress: Progress::detect(),
         last_send: None,
         series: RunSeries::new(python_timestamp(SystemTime::now())),
+        stall: Stall::new(),
         next_publish: Instant::now(),
         next_log: Instant::now() + options.report_interval,
     };
@@ -372,6 +375,8 @@ struct Run<'a> {
     last_send: Option<Instant>,
     /// Sent, acknowledged and failed over time, for the run reports.
     series: RunSeries,
+    /// Whether acknowledgements stopped while events are pending (warned, and /readyz 503).
+    stall: Stall,
     progress: Progress,
     next_publish: Instant,
     next_log: Instant,
@@ -496,6 +501,33 @@ impl Run<'_> {
         events.check(self.settings)?;
         self.status.set_cluster_up(events.cluster_up());
         let report = self.report();
+        match self
+            .stall
+            .observe(now, report.sent, report.acked + report.failed)
+        {
+            Change::Began { pending, since } => {
+                let last = self
+                    .producer
+                    .context()
+                    .deliveries
+                    .lock()
+                    .expect("lock")
+                    .last_failure
+                    .clone();
+                tracing::warn!(
+                    "no acknowledgement for {} while {pending} events are pending: the cluster is \
+                     not taking writes{}",
+                    humantime::format_duration(Duration::from_secs(since.as_secs())),
+                    last.map_or_else(String::new, |e| format!(" (last failure: {e})"))
+                );
+            }
+            Change::Ended { after } => tracing::info!(
+                "acknowledgements resumed after {}",
+                humantime::format_duration(Duration::from_secs(after.as_secs()))
+            ),
+            Change::None => {}
+        }
+        self.status.set_stalled(self.stall.is_stalled());
         if self.progress.on_terminal() {
             self.progress.show(&format!(
                 "sent {}  acked {}  failed {}  {:.1} events/s",
@@ -579,6 +611,7 @@ impl Run<'_> {
             guarantee: self.guarantee.clone(),
             final_run_report: self.final_report,
             run_reports_off: self.reports_off.clone(),
+            longest_ack_gap_s: self.stall.longest_s(),
             verdict: if failed == 0 {
                 Verdict::Pass
             } else {

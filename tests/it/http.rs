@@ -168,3 +168,97 @@ fn a_busy_http_address_is_a_usage_error() {
         "{stderr}"
     );
 }
+
+/// Kills `child` if it still runs after `after`: a hung child fails the test instead of hanging it.
+fn watchdog(child: &std::process::Child, after: Duration) {
+    let pid = child.id() as i32;
+    std::thread::spawn(move || {
+        std::thread::sleep(after);
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    });
+}
+
+/// A broker frozen (SIGSTOP) under a running producer: after 5 s without an acknowledgement the
+/// producer warns and its /readyz turns 503 (/healthz stays 200); on SIGTERM the producer stops
+/// within --flush-timeout in all, final report included, and the consumer within its 10 s.
+#[test]
+fn a_frozen_broker_stalls_the_producer_and_both_stop_within_their_bounds() {
+    let broker = Broker::own("frozen", &[]);
+    let topic = "frozen";
+    crate::fleet::produce(&broker, topic, "warm-up (10.0.0.60)", 100);
+
+    let consumer_addr = free_addr();
+    let (consumer, mut consumer_err) = spawn(
+        app()
+            .args(["consume", "--topic", topic, "--output", "json"])
+            .envs(broker.env())
+            .env("KTA_HTTP_ADDR", &consumer_addr),
+    );
+    watchdog(&consumer, Duration::from_secs(120));
+    wait_for_line(&mut consumer_err, "caught up");
+    let consumer_err = crate::common::drain(consumer_err);
+
+    let producer_addr = free_addr();
+    let (producer, mut producer_err) = spawn(
+        app()
+            .args([
+                "produce", "--topic", topic, "--output", "json", "--rate", "100",
+            ])
+            .args(["--num-messages", "0", "--flush-timeout", "6s"])
+            .args(["--origin", "frozen (10.0.0.61)"])
+            .envs(broker.env())
+            .env("KTA_HTTP_ADDR", &producer_addr),
+    );
+    watchdog(&producer, Duration::from_secs(120));
+    wait_for_code(&producer_addr, "/readyz", 200, Duration::from_secs(20));
+
+    broker.kafka(&["stop", "1"]);
+    let lines = wait_for_line(&mut producer_err, "no acknowledgement for 5s while");
+    let warning = lines.last().unwrap();
+    assert!(
+        warning.contains("events are pending: the cluster is not taking writes"),
+        "{warning}"
+    );
+    assert_eq!(get(&producer_addr, "/readyz").0, 503);
+    assert_eq!(get(&producer_addr, "/healthz").0, 200);
+    let producer_err = crate::common::drain(producer_err);
+
+    let stopped = Instant::now();
+    crate::common::signal(&producer, libc::SIGTERM);
+    crate::common::signal(&consumer, libc::SIGTERM);
+    let (producer_code, producer_out) = crate::common::finish(producer);
+    let producer_took = stopped.elapsed();
+    let (consumer_code, consumer_out) = crate::common::finish(consumer);
+    let consumer_took = stopped.elapsed();
+    let producer_err = producer_err.join().unwrap();
+    let consumer_err = consumer_err.join().unwrap();
+    broker.kafka(&["cont", "1"]);
+
+    // Bounds as documented, with a margin for process exit on a loaded machine.
+    let margin = Duration::from_millis(1500);
+    assert!(
+        producer_took <= Duration::from_secs(6) + margin,
+        "producer took {producer_took:?}\n{producer_err}"
+    );
+    assert!(
+        consumer_took <= Duration::from_secs(10) + margin,
+        "consumer took {consumer_took:?}\n{consumer_err}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&producer_out).unwrap();
+    assert_eq!(producer_code, Some(1), "{report}");
+    let (sent, acked, failed) = (
+        report["sent"].as_u64().unwrap(),
+        report["acked"].as_u64().unwrap(),
+        report["failed"].as_u64().unwrap(),
+    );
+    assert_eq!(sent, acked + failed, "{report}");
+    assert!(failed > 0, "{report}");
+    assert_eq!(report["final_run_report"], "not_delivered", "{report}");
+    assert!(
+        report["longest_ack_gap_s"].as_f64().unwrap() >= 5.0,
+        "{report}"
+    );
+    let consumed: serde_json::Value = serde_json::from_str(&consumer_out).unwrap();
+    assert_eq!(consumer_code, Some(3), "{consumed}\n{consumer_err}");
+    assert_eq!(consumed["lost"], 0, "{consumed}");
+}
