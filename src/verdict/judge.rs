@@ -29,6 +29,21 @@ pub fn origins(origins: &BTreeMap<String, OriginVerdict>, findings: &mut Finding
                 r.anomalies.unreported_tail
             ));
         }
+        // Failed events that were written anyway are counted as unacked-seen; the others are
+        // said here, so that a passing verdict does not hide a producer's failures.
+        for (run, r) in &o.runs {
+            let unseen = r
+                .failed
+                .unwrap_or(0)
+                .saturating_sub(r.anomalies.unacked_seen);
+            if unseen > 0 {
+                findings.notes.push(format!(
+                    "run {run} of {origin}: {unseen} of {} events failed delivery and are not on \
+                     the topic (never acknowledged, so not lost)",
+                    r.sent.unwrap_or(0)
+                ));
+            }
+        }
         for (run, r) in o.runs.iter().filter(|(_, r)| r.state == "unreported") {
             findings.notes.push(format!(
                 "run {run} of {origin}: {} events seen, but none of its run reports arrived (its \

@@ -250,6 +250,9 @@ pub struct RunVerdict {
     pub expected: Option<u64>,
     /// Events the run said it sent.
     pub sent: Option<u64>,
+    /// Events the run reported failed (not acknowledged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<u64>,
     /// When the run's last report was written (seconds since the epoch).
     pub last_report: Option<f64>,
     /// Events of this run on the topic (duplicates included).
@@ -291,6 +294,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
             run_id: None,
             expected: None,
             sent: None,
+            failed: None,
             last_report: None,
             count,
             anomalies,
@@ -335,6 +339,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
         run_id: Some(report.run.clone()),
         expected: Some(acked.len()),
         sent: Some(report.sent),
+        failed: Some(failed.len()),
         last_report: Some(report.updated),
         count,
         anomalies,

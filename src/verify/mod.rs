@@ -556,6 +556,27 @@ mod tests {
         assert_eq!(verdict.accounting.total(), 75);
     }
 
+    #[test]
+    fn failed_events_not_on_the_topic_are_said_and_do_not_fail_the_verdict() {
+        let mut tally = Tally::new();
+        // 0..20 acknowledged, 20..30 failed; of those, 20 and 21 were written anyway.
+        feed(&mut tally, "a", R1, 0..22);
+        let failed: Vec<u64> = (20..30).collect();
+        let verdict = judge_all(&tally, &reports(vec![report("a", R1, 0..20, &failed)]));
+        assert_eq!(verdict.verdict, Verdict::Pass, "{:?}", verdict.findings);
+        assert_eq!(
+            verdict.findings.notes,
+            vec![
+                "a: 2 unacked but seen (delivery failed, yet written)".to_owned(),
+                format!(
+                    "run {} of a: 8 of 30 events failed delivery and are not on the topic (never \
+                     acknowledged, so not lost)",
+                    verdict.origins["a"].runs.keys().next().unwrap()
+                ),
+            ]
+        );
+    }
+
     /// Probe case 1: a byte copy of an event, republished without headers, is a duplicate of
     /// that event, never a loss and never a new event.
     #[test]
