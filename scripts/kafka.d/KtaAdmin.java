@@ -2,8 +2,9 @@
 // users' ACLs. Compiled once against the cluster's own jars (javac), run with them on the
 // classpath. Connection settings come from a client properties file, never from arguments.
 //
-//   KtaAdmin ready <client.properties> <brokers> <timeout-seconds>
+//   KtaAdmin ready <client.properties> <brokers> <timeout-seconds> [<host:port of each running node>…]
 //   KtaAdmin users <client.properties> <users-file>    (lines "name password": SCRAM-SHA-256 and -512)
+//   KtaAdmin controller <client.properties>             (prints the active controller's node id)
 //   KtaAdmin grant <client.properties> <user> producer|consumer <topic or prefix*> [group prefix]
 import java.io.FileInputStream;
 import java.util.List;
@@ -27,9 +28,12 @@ public final class KtaAdmin {
         props.put("request.timeout.ms", "5000");
         props.put("default.api.timeout.ms", "5000");
         switch (args[0]) {
-            case "ready" -> System.exit(ready(props, Integer.parseInt(args[2]), Long.parseLong(args[3])));
+            case "ready" -> System.exit(ready(props, Integer.parseInt(args[2]), Long.parseLong(args[3]),
+                List.of(args).subList(4, args.length)));
             case "users" -> users(props, args[2]);
             case "grant" -> grant(props, args[2], args[3], args[4], args.length > 5 ? args[5] : null);
+            case "controller" -> System.out.println(
+                Admin.create(props).describeMetadataQuorum().quorumInfo().get(30, TimeUnit.SECONDS).leaderId());
             default -> {
                 System.err.println("KtaAdmin: unknown command " + args[0]);
                 System.exit(2);
@@ -41,12 +45,34 @@ public final class KtaAdmin {
      * Waits until the cluster lists `brokers` brokers with a controller elected and every partition
      * has a leader and its replicas on live brokers in sync (after a node restart: caught up again).
      */
-    static int ready(Properties props, int brokers, long timeoutSeconds) throws InterruptedException {
+    static int ready(Properties props, int brokers, long timeoutSeconds, List<String> nodes)
+            throws InterruptedException {
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(timeoutSeconds);
         String last = "no answer yet";
         try (Admin admin = Admin.create(props)) {
             while (System.nanoTime() < deadline) {
                 try {
+                    // Every running node answers itself (a node without a controller quorum
+                    // still serves the metadata it had: stale, it would look ready).
+                    String silent = null;
+                    for (String node : nodes) {
+                        Properties one = new Properties();
+                        one.putAll(props);
+                        one.put("bootstrap.servers", node);
+                        try (Admin direct = Admin.create(one)) {
+                            direct.describeCluster().clusterId().get(5, TimeUnit.SECONDS);
+                        } catch (Exception e) {
+                            silent = node;
+                            break;
+                        }
+                    }
+                    if (silent != null) {
+                        last = "node " + silent + " does not answer yet";
+                        Thread.sleep(500);
+                        continue;
+                    }
+                    // The controller quorum has a leader.
+                    admin.describeMetadataQuorum().quorumInfo().get(5, TimeUnit.SECONDS);
                     var cluster = admin.describeCluster();
                     int seen = cluster.nodes().get(5, TimeUnit.SECONDS).size();
                     boolean controller = cluster.controller().get(5, TimeUnit.SECONDS) != null;

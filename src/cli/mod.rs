@@ -117,6 +117,16 @@ pub struct ConnectionArgs {
     )]
     pub password: Option<Secret>,
 
+    /// File holding the SASL password (a Kubernetes or compose secret; one trailing newline is
+    /// ignored). Instead of --password.
+    #[arg(
+        long,
+        env = "KTA_PASSWORD_FILE",
+        global = true,
+        conflicts_with = "password"
+    )]
+    pub password_file: Option<PathBuf>,
+
     /// PEM file of the CA to trust (SSL, SASL_SSL).
     #[arg(
         long,
@@ -442,7 +452,10 @@ impl Cli {
             security_protocol: self.connection.security_protocol,
             sasl_mechanism: self.connection.sasl_mechanism,
             username: self.connection.username,
-            password: self.connection.password,
+            password: match &self.connection.password_file {
+                Some(file) => Some(read_password_file(file)?),
+                None => self.connection.password,
+            },
             ca_file: self.connection.ca_file,
             cert_file: self.connection.cert_file,
             key_file: self.connection.key_file,
@@ -527,6 +540,27 @@ impl Cli {
             http_addr: self.http_addr,
         })
     }
+}
+
+/// The password in `file`, without one trailing newline (`echo` adds one).
+fn read_password_file(file: &std::path::Path) -> Result<Secret> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read the password file {}: {e}; check --password-file (KTA_PASSWORD_FILE)",
+            file.display()
+        ))
+    })?;
+    let password = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if password.is_empty() {
+        return Err(Error::Usage(format!(
+            "the password file {} is empty; check --password-file (KTA_PASSWORD_FILE)",
+            file.display()
+        )));
+    }
+    Ok(Secret::new(password))
 }
 
 /// The control topic: the one given, or `<topic>-kta-control` if that is a legal name.

@@ -37,14 +37,16 @@ impl SecurityProtocol {
         }
     }
 
-    fn uses_sasl(self) -> bool {
+    /// Whether the protocol authenticates with SASL.
+    pub fn uses_sasl(self) -> bool {
         matches!(
             self,
             SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
         )
     }
 
-    fn uses_tls(self) -> bool {
+    /// Whether the protocol runs over TLS.
+    pub fn uses_tls(self) -> bool {
         matches!(self, SecurityProtocol::SaslSsl | SecurityProtocol::Ssl)
     }
 }
@@ -269,6 +271,11 @@ pub fn client_config(settings: &ConnectionSettings) -> Result<ClientConfig> {
     check_bootstrap_servers(&settings.bootstrap_servers).map_err(Error::Usage)?;
 
     let mut config = ClientConfig::new();
+    // librdkafka's log lines up to Info reach the client context: some connection failures
+    // ("connection closed by peer": a listener that wants SASL or TLS) are only logged, and
+    // they name the cause the one error line should give (the lines stay off the log unless
+    // KTA_LOG names librdkafka).
+    config.set_log_level(rdkafka::config::RDKafkaLogLevel::Info);
     config
         .set("bootstrap.servers", settings.bootstrap_servers.trim())
         .set("client.id", "kafka-test-app")

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext as RdClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
@@ -35,6 +36,8 @@ pub struct ClientEvents {
     cluster_up: AtomicBool,
     /// Whether a broker connection was ever up (until then, transport errors warn once).
     ever_up: AtomicBool,
+    /// The latest connection failure librdkafka only logged (no error event).
+    last_failure_log: Mutex<Option<String>>,
     /// Rebalances a consumer went through (assignments given or taken).
     rebalances: AtomicU64,
 }
@@ -71,10 +74,11 @@ impl ClientEvents {
             // refused, a name that does not resolve): kept only if nothing better was said.
             Some(RDKafkaErrorCode::AllBrokersDown) => {
                 tracing::debug!(target: "kafka", "{reason}");
-                self.last_transport_error
-                    .lock()
-                    .expect("lock")
-                    .get_or_insert_with(|| reason.to_owned());
+                let mut last = self.last_transport_error.lock().expect("lock");
+                if last.is_none() {
+                    *last = self.last_failure_log.lock().expect("lock").clone();
+                }
+                last.get_or_insert_with(|| reason.to_owned());
             }
             _ => {
                 // Before any broker answered, the final error line says it all: warn once.
@@ -86,6 +90,30 @@ impl ClientEvents {
                 }
                 *last = Some(reason.to_owned());
             }
+        }
+    }
+
+    /// Forwards one of librdkafka's log lines to the log (target `librdkafka`, off unless
+    /// `KTA_LOG` names it) and keeps a connection failure (facility `FAIL`: "connection closed by
+    /// peer", which librdkafka reports through no error event) as a cause for the one error line.
+    pub fn on_log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "{facility} {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{facility} {message}"),
+        }
+        if facility == "FAIL" {
+            *self.last_failure_log.lock().expect("lock") = Some(message.to_owned());
         }
     }
 
@@ -124,8 +152,20 @@ impl ClientEvents {
         }
     }
 
-    /// The error to report when the cluster could not be reached in time.
+    /// The error to report when the cluster could not be reached in time: the latest transport
+    /// error, or the failure librdkafka only logged.
     pub fn unreachable(&self, settings: &ConnectionSettings) -> Error {
+        {
+            let mut last = self.last_transport_error.lock().expect("lock");
+            let summary = last
+                .as_deref()
+                .is_none_or(|l| l.contains("brokers are down"));
+            if summary {
+                if let Some(failure) = self.last_failure_log.lock().expect("lock").clone() {
+                    *last = Some(failure);
+                }
+            }
+        }
         Error::Unreachable {
             servers: settings.bootstrap_servers.clone(),
             timeout: settings.connect_timeout,
@@ -134,17 +174,40 @@ impl ClientEvents {
                 .lock()
                 .expect("lock")
                 .as_deref()
-                .map_or_else(|| "no broker answered".to_owned(), without_timing),
+                .map_or_else(
+                    || "no broker answered".to_owned(),
+                    |r| format!("{}{}", without_timing(r), closed_hint(r, settings)),
+                ),
         }
     }
 }
 
-/// A librdkafka error line without its trailing "(after 0ms in state CONNECT, …)": one error
-/// line says what failed, not when.
+/// A librdkafka error line without its leading "[thrd:…]: " and trailing "(after 0ms in state
+/// CONNECT, …)": one error line says what failed, not where in librdkafka or when.
 fn without_timing(reason: &str) -> String {
+    let reason = match reason
+        .strip_prefix("[thrd:")
+        .and_then(|r| r.split_once("]: "))
+    {
+        Some((_, rest)) => rest,
+        None => reason,
+    };
     match reason.rfind(" (after ") {
         Some(at) if reason.ends_with(')') => reason[..at].to_owned(),
         _ => reason.to_owned(),
+    }
+}
+
+/// Why a listener may close a connection at once: it wants another protocol.
+fn closed_hint(reason: &str, settings: &ConnectionSettings) -> &'static str {
+    let protocol = settings.effective_protocol();
+    let closed = ["closed by peer", "Broken pipe", "Connection reset"]
+        .iter()
+        .any(|c| reason.contains(c));
+    match (closed, protocol.uses_sasl(), protocol.uses_tls()) {
+        (true, false, false) => " (the broker closed the connection at once, as a listener that wants SASL or TLS does)",
+        (true, true, false) => " (the broker closed the connection at once, as a listener that wants TLS, or no SASL, does)",
+        _ => "",
     }
 }
 
@@ -162,6 +225,10 @@ impl ClientContext {
 }
 
 impl RdClientContext for ClientContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.events.on_log(level, facility, message);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         self.events.on_error(&error, reason);
     }

@@ -130,6 +130,10 @@ impl RdClientContext for DeliveryContext {
     fn stats(&self, statistics: Statistics) {
         self.events.on_stats(&statistics);
     }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.events.on_log(level, facility, message);
+    }
 }
 
 impl ProducerContext for DeliveryContext {

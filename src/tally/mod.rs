@@ -481,4 +481,79 @@ mod tests {
         let a = &tally.judge(&Reports::default(), WHOLE)["a"];
         assert_eq!(a.anomalies.future_timestamps, 1);
     }
+
+    /// The bounded fuzz of the decoder (run by every `cargo test`): records that are not events
+    /// (bytes, mutations of a real event, hostile shapes) are counted as malformed or as events,
+    /// never a panic, and every record is counted exactly once.
+    fn record_all(records: &[Vec<u8>]) -> Tally {
+        let mut tally = Tally::new();
+        for (i, value) in records.iter().enumerate() {
+            let header = (i % 2 == 0).then_some(RUN.as_bytes());
+            tally.record(Some(value), header, (i % 3) as i32, NOW);
+        }
+        assert_eq!(tally.consumed() + tally.malformed(), records.len() as u64);
+        // Judging what was counted must not panic either.
+        let _ = tally.judge(&Reports::default(), WHOLE);
+        tally
+    }
+
+    #[test]
+    fn hostile_records_are_malformed_never_a_panic() {
+        let real = event("a", RUN, 7, NOW - 1.0);
+        let text = String::from_utf8(real.clone()).unwrap();
+        let hostile: Vec<Vec<u8>> = vec![
+            vec![0xff, 0xfe, 0x00, 0x80],
+            [
+                b"{\"timestamp\": 1.0, \"_id\": \"".as_slice(),
+                &[0xc3, 0x28],
+                b"\"}",
+            ]
+            .concat(),
+            vec![b'a'; 1 << 20],
+            [b"{\"x\": \"".as_slice(), &vec![b'a'; 1 << 20], b"\"}"].concat(),
+            "[".repeat(100_000).into_bytes(),
+            "{\"a\":".repeat(50_000).into_bytes(),
+            text.replacen("1707128717", "1e400", 1).into_bytes(),
+            text.replacen("1707128717", "-1707128717", 1).into_bytes(),
+            text.replacen("1707128717", "99999999999999", 1)
+                .into_bytes(),
+            text.replacen("1707128717", "1807128717", 1).into_bytes(),
+            text.replacen("Message #7", "Message #99999999999999999999999", 1)
+                .into_bytes(),
+            text.replacen("Message #7", "Message #-7", 1).into_bytes(),
+            text.replacen("\"_id\"", "\"_id\": 5, \"x\"", 1)
+                .into_bytes(),
+            Vec::new(),
+        ];
+        let tally = record_all(&hostile);
+        // Only the event from three years ahead is still an event, counted as ahead of the clock.
+        assert_eq!(tally.malformed(), hostile.len() as u64 - 1);
+        let a = &tally.judge(&Reports::default(), WHOLE)["a"];
+        assert_eq!((a.count, a.anomalies.future_timestamps), (1, 1));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        #[test]
+        fn arbitrary_bytes_never_panic(records in proptest::collection::vec(
+            proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512), 1..16)) {
+            record_all(&records);
+        }
+
+        #[test]
+        fn mutated_events_never_panic(
+            edits in proptest::collection::vec((0usize..200, proptest::prelude::any::<u8>(), 0u8..3), 1..8),
+        ) {
+            let mut value = event("kafka-test-app-0 (10.1.29.185)", RUN, 121, NOW - 0.5);
+            for (at, byte, how) in edits {
+                let at = at % (value.len() + 1);
+                match how {
+                    0 if at < value.len() => value[at] = byte,
+                    1 => value.insert(at, byte),
+                    _ => value.truncate(at),
+                }
+            }
+            record_all(&[value]);
+        }
+    }
 }

@@ -84,7 +84,7 @@ fn assert_exact(report: &serde_json::Value) {
 
 #[test]
 fn the_fleet_on_three_replicated_scram_brokers_is_exact() {
-    let broker = Broker::own("three", &["--nodes", "3", "--auth", "scram"]);
+    let broker = Broker::own("acceptance-scram", &["--nodes", "3", "--auth", "scram"]);
     assert_eq!(broker.var("KTA_SECURITY_PROTOCOL"), Some("SASL_PLAINTEXT"));
     assert_eq!(broker.bootstrap().split(',').count(), 3);
     assert_exact(&fleet_then_verify(&broker, "acceptance-three", 3));

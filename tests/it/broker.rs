@@ -376,6 +376,42 @@ fn sigterm_stops_a_producer_with_a_complete_report() {
     assert_eq!(report["acked"].as_u64().unwrap(), on_topic);
 }
 
+/// PLAINTEXT to a SASL listener: Apache Kafka closes the connection at once, and librdkafka only
+/// logs it; the one error line gives that cause and what it usually means.
+#[test]
+fn plaintext_to_a_sasl_listener_names_the_likely_cause() {
+    let broker = Broker::scram();
+    let bootstrap = broker.bootstrap();
+    for subcommand in [
+        &["produce", "--topic", "t"][..],
+        &["consume", "--topic", "t"],
+        &["verify", "--topic", "t"],
+    ] {
+        let output = run(
+            app()
+                .args(subcommand)
+                .args(["--bootstrap-servers", &bootstrap, "--connect-timeout", "4s"])
+                .args(["--security-protocol", "PLAINTEXT"]),
+            2,
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr.lines().last().unwrap_or_default();
+        assert!(
+            line.starts_with(&format!(
+                "kafka-test-app: error: cannot reach the Kafka cluster at {bootstrap} within 4s: "
+            )),
+            "{subcommand:?}: {stderr}"
+        );
+        assert!(
+            line.ends_with(
+                " (the broker closed the connection at once, as a listener that wants SASL or TLS \
+                 does); check --bootstrap-servers and --security-protocol"
+            ),
+            "{subcommand:?}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn unreachable_broker_is_a_clear_exit_2() {
     // A port nothing listens on: bind one, then free it.

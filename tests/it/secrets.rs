@@ -137,3 +137,89 @@ fn a_scram_password_in_kta_x_works_and_is_never_printed() {
         "{text}"
     );
 }
+
+/// The password from a file (`KTA_PASSWORD_FILE`, as a mounted secret): SCRAM works, and the
+/// password is in no output, no `/metrics`, `/report` and no process argument.
+#[test]
+fn a_password_file_works_and_the_password_is_nowhere_else() {
+    let broker = Broker::scram();
+    let (user, password) = broker.admin();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("password");
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let (child, stderr) = crate::common::spawn(
+        app()
+            .args(["produce", "--topic", "secret-in-file", "--output", "json"])
+            .args(["--rate", "100", "--num-messages", "0"])
+            .args(["--origin", "secret-file (10.0.0.51)"])
+            .envs(broker.env())
+            .env_remove("KTA_PASSWORD")
+            .env("KTA_USERNAME", &user)
+            .env("KTA_PASSWORD_FILE", &file)
+            .env("KTA_HTTP_ADDR", &addr),
+    );
+    let stderr = crate::common::drain(stderr);
+    // Wait (bounded) until the producer has acknowledged events, then look everywhere.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut pages = String::new();
+    while std::time::Instant::now() < deadline {
+        let report = http_get(&addr, "/report");
+        if report.contains("\"acked\":") && !report.contains("\"acked\":0,") {
+            pages = format!("{report}{}", http_get(&addr, "/metrics"));
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(!pages.is_empty(), "no acknowledged events within 60 s");
+    let args = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    crate::common::signal(&child, libc::SIGTERM);
+    let (code, stdout) = crate::common::finish(child);
+    let stderr = stderr.join().unwrap();
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    for (what, text) in [
+        ("stdout", stdout.as_bytes()),
+        ("stderr", stderr.as_bytes()),
+        ("/report and /metrics", pages.as_bytes()),
+        ("process arguments", &args),
+        ("environment", &environ),
+    ] {
+        let text = String::from_utf8_lossy(text);
+        assert!(!text.contains(&password), "the password is in {what}");
+    }
+    // An unreadable file: one line, exit 2.
+    let output = run(
+        app()
+            .args(["produce", "--topic", "t"])
+            .env("KTA_USERNAME", "someone")
+            .env("KTA_PASSWORD_FILE", dir.path().join("missing")),
+        2,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim_end(),
+        format!(
+            "kafka-test-app: error: cannot read the password file {}: No such file or directory \
+             (os error 2); check --password-file (KTA_PASSWORD_FILE)",
+            dir.path().join("missing").display()
+        )
+    );
+}
+
+/// One HTTP/1.0 GET on loopback; the body, or "" when nothing answers yet.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response
+        .split_once("\r\n\r\n")
+        .map_or_else(String::new, |(_, body)| body.to_owned())
+}
