@@ -176,9 +176,34 @@ def manifests(deploy_dir):
     hostnames = [services[f"producer-{i}"]["hostname"] for i in range(3)]
     if len(set(hostnames)) != 3:
         fail(f"producer hostnames not distinct: {hostnames}")
-    for name in ("broker", "consumer"):
+    for name in ("kafka-0", "kafka-1", "kafka-2", "consumer"):
         if name not in services:
             fail(f"compose has no {name} service")
+    # Three KRaft nodes, ids 1..3, one static quorum naming all three, each with a health check
+    # that the apps wait for.
+    voters = {services[f"kafka-{i}"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for i in range(3)}
+    if voters != {"1@kafka-0:9093,2@kafka-1:9093,3@kafka-2:9093"}:
+        fail(f"the brokers' quorum voters differ or are not the three nodes: {voters}")
+    ids = [str(services[f"kafka-{i}"]["environment"]["KAFKA_NODE_ID"]) for i in range(3)]
+    if ids != ["1", "2", "3"]:
+        fail(f"broker node ids {ids}, want 1, 2, 3")
+    for i in range(3):
+        k = services[f"kafka-{i}"]
+        if k.get("hostname") != f"kafka-{i}" or "healthcheck" not in k:
+            fail(f"kafka-{i} needs hostname kafka-{i} (its advertised name) and a healthcheck")
+    bootstrap = "kafka-0:9092,kafka-1:9092,kafka-2:9092"
+    for name in [f"producer-{i}" for i in range(3)] + ["consumer"]:
+        svc = services[name]
+        if svc["environment"].get("KTA_BOOTSTRAP_SERVERS") != bootstrap:
+            fail(f"{name}: KTA_BOOTSTRAP_SERVERS must be {bootstrap}")
+        deps = svc.get("depends_on", {})
+        if any(deps.get(f"kafka-{i}", {}).get("condition") != "service_healthy" for i in range(3)):
+            fail(f"{name} must wait for kafka-0..2 to be healthy")
+        if name != "consumer":
+            env = svc["environment"]
+            rf = (env.get("KTA_PARTITIONS"), env.get("KTA_REPLICATION_FACTOR"))
+            if rf != ("${KTA_PARTITIONS:-3}", "${KTA_REPLICATION_FACTOR:-3}"):
+                fail(f"{name}: the topic must default to 3 partitions, replication factor 3 (got {rf})")
     docs = []
     for f in sorted((deploy / "k8s").glob("*.yaml")):
         for d in yaml.safe_load_all(f.read_text()):
@@ -223,7 +248,7 @@ def manifests(deploy_dir):
             sc = {**pod.get("securityContext", {}), **c.get("securityContext", {})}
             if not sc.get("runAsNonRoot"):
                 fail(f"{name}: must run as non-root")
-    print(f"  compose: {len(services)} services, producer hostnames {hostnames}; k8s: "
+    print(f"  compose: {len(services)} services, brokers kafka-0..2 (nodes 1-3, one quorum), producer hostnames {hostnames}; k8s: "
           + ", ".join(f"{k} x{len(v)}" for k, v in sorted(by_kind.items())))
 
 
