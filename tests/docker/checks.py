@@ -67,15 +67,15 @@ def consumer_report(report_file, expected_file):
         fail("origins differ from '<container hostname> (<container IP>)' of the producers")
     for origin, count in expected.items():
         o = origins[origin]
-        if (o["count"], o["duplicates"], o["missing"]) != (count, 0, 0):
-            fail(f"{origin}: count {o['count']} (want {count}), duplicates {o['duplicates']}, missing {o['missing']}")
+        if (o["count"], o["duplicates"], o["lost"]) != (count, 0, 0):
+            fail(f"{origin}: count {o['count']} (want {count}), duplicates {o['duplicates']}, lost {o['lost']}")
     if report.get("consumed") != sum(expected.values()):
         fail(f"consumed {report.get('consumed')}, want {sum(expected.values())}")
     if report.get("malformed") != 0:
         fail(f"malformed {report.get('malformed')}")
     if report.get("verdict") != "pass":
         fail(f"verdict {report.get('verdict')!r}")
-    print(f"  {report['consumed']} events, {len(origins)} origins, exact counts, 0 missing, 0 duplicates, verdict pass")
+    print(f"  {report['consumed']} events, {len(origins)} origins, exact counts, 0 lost, 0 duplicates, verdict pass")
 
 
 def metrics_consumer(url):
@@ -87,8 +87,8 @@ def metrics_consumer(url):
     report = json.loads(body)
     for family, typ in [
         ("kta_events_consumed", "counter"),
-        ("kta_events_duplicate", "counter"),
-        ("kta_events_missing", "gauge"),
+        ("kta_events_duplicates", "gauge"),
+        ("kta_events_lost", "gauge"),
         ("kta_records_malformed", "counter"),
         ("kta_end_to_end_latency_seconds", "histogram"),
     ]:
@@ -97,16 +97,16 @@ def metrics_consumer(url):
     for origin, o in report["origins"].items():
         got = (
             value(m, "kta_events_consumed_total", origin=origin),
-            value(m, "kta_events_duplicate_total", origin=origin),
-            value(m, "kta_events_missing", origin=origin),
+            value(m, "kta_events_duplicates", origin=origin),
+            value(m, "kta_events_lost", origin=origin),
         )
-        if got != (o["count"], o["duplicates"], o["missing"]):
-            fail(f"{origin}: metrics consumed/duplicate/missing {got} vs report {(o['count'], o['duplicates'], o['missing'])}")
+        if got != (o["count"], o["duplicates"], o["lost"]):
+            fail(f"{origin}: metrics consumed/duplicates/lost {got} vs report {(o['count'], o['duplicates'], o['lost'])}")
     if value(m, "kta_records_malformed_total") != report["malformed"]:
         fail("kta_records_malformed_total differs from the report")
     if value(m, "kta_end_to_end_latency_seconds_count") != report["consumed"]:
         fail("kta_end_to_end_latency_seconds_count differs from the report's consumed")
-    print(f"  {len(m)} samples ({ctype}); per-origin consumed/duplicate/missing, malformed and latency count match /report")
+    print(f"  {len(m)} samples ({ctype}); per-origin consumed/duplicates/lost, malformed and latency count match /report")
 
 
 def metrics_producer(url):
