@@ -67,15 +67,15 @@ def consumer_report(report_file, expected_file):
         fail("origins differ from '<container hostname> (<container IP>)' of the producers")
     for origin, count in expected.items():
         o = origins[origin]
-        if (o["count"], o["duplicates"], o["missing"]) != (count, 0, 0):
-            fail(f"{origin}: count {o['count']} (want {count}), duplicates {o['duplicates']}, missing {o['missing']}")
+        if (o["count"], o["duplicates"], o["lost"]) != (count, 0, 0):
+            fail(f"{origin}: count {o['count']} (want {count}), duplicates {o['duplicates']}, lost {o['lost']}")
     if report.get("consumed") != sum(expected.values()):
         fail(f"consumed {report.get('consumed')}, want {sum(expected.values())}")
     if report.get("malformed") != 0:
         fail(f"malformed {report.get('malformed')}")
     if report.get("verdict") != "pass":
         fail(f"verdict {report.get('verdict')!r}")
-    print(f"  {report['consumed']} events, {len(origins)} origins, exact counts, 0 missing, 0 duplicates, verdict pass")
+    print(f"  {report['consumed']} events, {len(origins)} origins, exact counts, 0 lost, 0 duplicates, verdict pass")
 
 
 def metrics_consumer(url):
@@ -87,8 +87,8 @@ def metrics_consumer(url):
     report = json.loads(body)
     for family, typ in [
         ("kta_events_consumed", "counter"),
-        ("kta_events_duplicate", "counter"),
-        ("kta_events_missing", "gauge"),
+        ("kta_events_duplicates", "gauge"),
+        ("kta_events_lost", "gauge"),
         ("kta_records_malformed", "counter"),
         ("kta_end_to_end_latency_seconds", "histogram"),
     ]:
@@ -97,16 +97,16 @@ def metrics_consumer(url):
     for origin, o in report["origins"].items():
         got = (
             value(m, "kta_events_consumed_total", origin=origin),
-            value(m, "kta_events_duplicate_total", origin=origin),
-            value(m, "kta_events_missing", origin=origin),
+            value(m, "kta_events_duplicates", origin=origin),
+            value(m, "kta_events_lost", origin=origin),
         )
-        if got != (o["count"], o["duplicates"], o["missing"]):
-            fail(f"{origin}: metrics consumed/duplicate/missing {got} vs report {(o['count'], o['duplicates'], o['missing'])}")
+        if got != (o["count"], o["duplicates"], o["lost"]):
+            fail(f"{origin}: metrics consumed/duplicates/lost {got} vs report {(o['count'], o['duplicates'], o['lost'])}")
     if value(m, "kta_records_malformed_total") != report["malformed"]:
         fail("kta_records_malformed_total differs from the report")
     if value(m, "kta_end_to_end_latency_seconds_count") != report["consumed"]:
         fail("kta_end_to_end_latency_seconds_count differs from the report's consumed")
-    print(f"  {len(m)} samples ({ctype}); per-origin consumed/duplicate/missing, malformed and latency count match /report")
+    print(f"  {len(m)} samples ({ctype}); per-origin consumed/duplicates/lost, malformed and latency count match /report")
 
 
 def metrics_producer(url):
@@ -176,9 +176,34 @@ def manifests(deploy_dir):
     hostnames = [services[f"producer-{i}"]["hostname"] for i in range(3)]
     if len(set(hostnames)) != 3:
         fail(f"producer hostnames not distinct: {hostnames}")
-    for name in ("broker", "consumer"):
+    for name in ("kafka-0", "kafka-1", "kafka-2", "consumer"):
         if name not in services:
             fail(f"compose has no {name} service")
+    # Three KRaft nodes, ids 1..3, one static quorum naming all three, each with a health check
+    # that the apps wait for.
+    voters = {services[f"kafka-{i}"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"] for i in range(3)}
+    if voters != {"1@kafka-0:9093,2@kafka-1:9093,3@kafka-2:9093"}:
+        fail(f"the brokers' quorum voters differ or are not the three nodes: {voters}")
+    ids = [str(services[f"kafka-{i}"]["environment"]["KAFKA_NODE_ID"]) for i in range(3)]
+    if ids != ["1", "2", "3"]:
+        fail(f"broker node ids {ids}, want 1, 2, 3")
+    for i in range(3):
+        k = services[f"kafka-{i}"]
+        if k.get("hostname") != f"kafka-{i}" or "healthcheck" not in k:
+            fail(f"kafka-{i} needs hostname kafka-{i} (its advertised name) and a healthcheck")
+    bootstrap = "kafka-0:9092,kafka-1:9092,kafka-2:9092"
+    for name in [f"producer-{i}" for i in range(3)] + ["consumer"]:
+        svc = services[name]
+        if svc["environment"].get("KTA_BOOTSTRAP_SERVERS") != bootstrap:
+            fail(f"{name}: KTA_BOOTSTRAP_SERVERS must be {bootstrap}")
+        deps = svc.get("depends_on", {})
+        if any(deps.get(f"kafka-{i}", {}).get("condition") != "service_healthy" for i in range(3)):
+            fail(f"{name} must wait for kafka-0..2 to be healthy")
+        if name != "consumer":
+            env = svc["environment"]
+            rf = (env.get("KTA_PARTITIONS"), env.get("KTA_REPLICATION_FACTOR"))
+            if rf != ("${KTA_PARTITIONS:-3}", "${KTA_REPLICATION_FACTOR:-3}"):
+                fail(f"{name}: the topic must default to 3 partitions, replication factor 3 (got {rf})")
     docs = []
     for f in sorted((deploy / "k8s").glob("*.yaml")):
         for d in yaml.safe_load_all(f.read_text()):
@@ -223,7 +248,7 @@ def manifests(deploy_dir):
             sc = {**pod.get("securityContext", {}), **c.get("securityContext", {})}
             if not sc.get("runAsNonRoot"):
                 fail(f"{name}: must run as non-root")
-    print(f"  compose: {len(services)} services, producer hostnames {hostnames}; k8s: "
+    print(f"  compose: {len(services)} services, brokers kafka-0..2 (nodes 1-3, one quorum), producer hostnames {hostnames}; k8s: "
           + ", ".join(f"{k} x{len(v)}" for k, v in sorted(by_kind.items())))
 
 
