@@ -504,11 +504,12 @@ impl Run<'_> {
         let events = &self.producer.context().events;
         events.check(self.settings)?;
         self.status.set_cluster_up(events.cluster_up());
-        let report = self.report();
-        match self
-            .stall
-            .observe(now, report.sent, report.acked + report.failed)
-        {
+        let settled = {
+            let deliveries = self.producer.context().deliveries.lock().expect("lock");
+            deliveries.acked.len() + deliveries.failed.len()
+        };
+        // Observed before the report is made, so the report carries this second's gap.
+        match self.stall.observe(now, self.sent, settled) {
             Change::Began { pending, since } => {
                 let last = self
                     .producer
@@ -532,6 +533,7 @@ impl Run<'_> {
             Change::None => {}
         }
         self.status.set_stalled(self.stall.is_stalled());
+        let report = self.report();
         if self.progress.on_terminal() {
             self.progress.show(&format!(
                 "sent {}  acked {}  failed {}  {:.1} events/s",
