@@ -447,83 +447,21 @@ impl Cli {
     /// Resolves defaults and the drop-in command line into a [`Plan`].
     pub fn plan(self) -> Result<Plan> {
         let legacy = self.command.is_none();
-        let mut settings = ConnectionSettings {
-            bootstrap_servers: self.connection.bootstrap_servers,
-            security_protocol: self.connection.security_protocol,
-            sasl_mechanism: self.connection.sasl_mechanism,
-            username: self.connection.username,
-            password: match &self.connection.password_file {
-                Some(file) => Some(read_password_file(file)?),
-                None => self.connection.password,
-            },
-            ca_file: self.connection.ca_file,
-            cert_file: self.connection.cert_file,
-            key_file: self.connection.key_file,
-            // Parsed here, not by clap, whose error would echo a malformed entry (a secret, may be).
-            overrides: self
-                .connection
-                .overrides
-                .iter()
-                .map(|arg| {
-                    parse_override(arg).map_err(|e| Error::Usage(format!("-X (KTA_X): {e}")))
-                })
-                .collect::<Result<Vec<Override>>>()?,
-            connect_timeout: self.connection.connect_timeout,
-        };
+        let mut settings = self.connection.settings()?;
         if legacy && settings.security_protocol.is_none() {
             // The original's default.
             settings.security_protocol = Some(SecurityProtocol::SaslPlaintext);
         }
-        let default_prefix = |username: &Option<String>| match username {
+        let default_prefix = match &settings.username {
             Some(user) => format!("{user}-"),
             None => "kafka-test-app-".to_owned(),
         };
         let mode = match self.command {
             Some(Command::Produce(args)) => {
-                let control_topic = match args.no_run_reports {
-                    true => None,
-                    false => Some(control_topic(&args.topic, args.control_topic.clone())?),
-                };
-                Mode::Produce(
-                    ProduceOptions {
-                        topic: TopicSpec {
-                            name: args.topic,
-                            partitions: args.partitions,
-                            replication_factor: args.replication_factor,
-                        },
-                        rate: args.rate,
-                        num_messages: match (args.num_messages, args.duration) {
-                            (Some(0), _) | (None, Some(_)) => None,
-                            (Some(n), _) => Some(n),
-                            (None, None) => Some(1000),
-                        },
-                        duration: args.duration,
-                        origin: args.origin.unwrap_or_else(crate::produce::origin::detect),
-                        key: args.key,
-                        flush_timeout: args.flush_timeout,
-                        report_interval: args.report_interval,
-                        control_topic,
-                    },
-                    args.output,
-                )
+                let output = args.output;
+                Mode::Produce(args.options()?, output)
             }
-            Some(Command::Consume(args)) => Mode::Consume(ConsumeOptions {
-                control_topic: match args.no_member_reports {
-                    true => None,
-                    false => Some(control_topic(&args.topic, args.control_topic.clone())?),
-                },
-                until_complete: args.until_complete,
-                topic: args.topic,
-                group_id: group_id(
-                    &args
-                        .consumer_group_prefix
-                        .unwrap_or_else(|| default_prefix(&settings.username)),
-                ),
-                expect: args.expect,
-                idle_timeout: args.idle_timeout,
-                report_interval: args.report_interval,
-                output: args.output,
-            }),
+            Some(Command::Consume(args)) => Mode::Consume(args.options(default_prefix)?),
             Some(Command::Verify(args)) => Mode::Verify(VerifyOptions {
                 control_topic: control_topic(&args.topic, args.control_topic)?,
                 topic: args.topic,
@@ -532,12 +470,88 @@ impl Cli {
                 output: args.output,
             }),
             Some(Command::Demo(args)) => Mode::Demo(args.output),
-            None => legacy_mode(self.legacy, default_prefix(&settings.username))?,
+            None => legacy_mode(self.legacy, default_prefix)?,
         };
         Ok(Plan {
             settings,
             mode,
             http_addr: self.http_addr,
+        })
+    }
+}
+
+impl ConnectionArgs {
+    /// The connection settings: the password read from its file, `-X` entries parsed.
+    fn settings(self) -> Result<ConnectionSettings> {
+        Ok(ConnectionSettings {
+            bootstrap_servers: self.bootstrap_servers,
+            security_protocol: self.security_protocol,
+            sasl_mechanism: self.sasl_mechanism,
+            username: self.username,
+            password: match &self.password_file {
+                Some(file) => Some(read_password_file(file)?),
+                None => self.password,
+            },
+            ca_file: self.ca_file,
+            cert_file: self.cert_file,
+            key_file: self.key_file,
+            // Parsed here, not by clap, whose error would echo a malformed entry (a secret, may be).
+            overrides: self
+                .overrides
+                .iter()
+                .map(|arg| {
+                    parse_override(arg).map_err(|e| Error::Usage(format!("-X (KTA_X): {e}")))
+                })
+                .collect::<Result<Vec<Override>>>()?,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+impl ProduceArgs {
+    /// The producer's options, defaults resolved.
+    fn options(self) -> Result<ProduceOptions> {
+        let control_topic = match self.no_run_reports {
+            true => None,
+            false => Some(control_topic(&self.topic, self.control_topic)?),
+        };
+        Ok(ProduceOptions {
+            topic: TopicSpec {
+                name: self.topic,
+                partitions: self.partitions,
+                replication_factor: self.replication_factor,
+            },
+            rate: self.rate,
+            num_messages: match (self.num_messages, self.duration) {
+                (Some(0), _) | (None, Some(_)) => None,
+                (Some(n), _) => Some(n),
+                (None, None) => Some(1000),
+            },
+            duration: self.duration,
+            origin: self.origin.unwrap_or_else(crate::produce::origin::detect),
+            key: self.key,
+            flush_timeout: self.flush_timeout,
+            report_interval: self.report_interval,
+            control_topic,
+        })
+    }
+}
+
+impl ConsumeArgs {
+    /// The consumer's options; the group prefix defaults to `default_prefix`.
+    fn options(self, default_prefix: String) -> Result<ConsumeOptions> {
+        Ok(ConsumeOptions {
+            control_topic: match self.no_member_reports {
+                true => None,
+                false => Some(control_topic(&self.topic, self.control_topic)?),
+            },
+            until_complete: self.until_complete,
+            topic: self.topic,
+            group_id: group_id(&self.consumer_group_prefix.unwrap_or(default_prefix)),
+            expect: self.expect,
+            idle_timeout: self.idle_timeout,
+            report_interval: self.report_interval,
+            output: self.output,
         })
     }
 }

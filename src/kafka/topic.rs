@@ -28,20 +28,35 @@ pub struct TopicSpec {
     pub replication_factor: i32,
 }
 
+/// What creating a topic needs of the run's connection.
+#[derive(Clone, Copy)]
+pub struct Connection<'a> {
+    /// The runtime the admin client's futures run on.
+    pub handle: &'a Handle,
+    /// The client configuration the run's clients were made from (for the admin client).
+    pub config: &'a ClientConfig,
+    /// The run's connection events, which end start-up on a fatal error.
+    pub events: &'a std::sync::Arc<ClientEvents>,
+    /// The settings, for timeouts and error messages.
+    pub settings: &'a ConnectionSettings,
+}
+
 /// Creates the topic unless `client` (connected with the same settings) sees it already.
 /// `poll_events` must serve that client's error events (the admin client's own are not served),
 /// so that wrong credentials end start-up at once. Returns `false` when shut down first.
-#[allow(clippy::too_many_arguments)]
 pub fn ensure_topic<C: rdkafka::ClientContext>(
-    handle: &Handle,
+    connection: Connection<'_>,
     client: &Client<C>,
-    config: &ClientConfig,
-    events: &std::sync::Arc<ClientEvents>,
-    settings: &ConnectionSettings,
     spec: &TopicSpec,
     poll_events: impl Fn(),
     shutdown: &CancellationToken,
 ) -> Result<bool> {
+    let Connection {
+        handle,
+        config,
+        events,
+        settings,
+    } = connection;
     // Users without the right to create topics can still produce to an existing one, and
     // librdkafka's mock cluster has no CreateTopics: look first.
     let found = topic_exists(client, &spec.name, settings.connect_timeout.min(STEP * 20));

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::kafka::config::{client_config, ConnectionSettings};
 use crate::kafka::events::ClientEvents;
-use crate::kafka::topic::{ensure_topic, TopicSpec};
+use crate::kafka::topic::{ensure_topic, Connection, TopicSpec};
 use crate::live::progress::Progress;
 use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{FinalReport, Guarantee, ProduceReport};
@@ -278,12 +278,15 @@ pub fn produce(
         .create_with_context(context)
         .map_err(|e| Error::kafka("cannot create the producer", e))?;
 
-    let proceed = ensure_topic(
+    let connection = Connection {
         handle,
-        producer.client(),
-        &config,
-        &events,
+        config: &config,
+        events: &events,
         settings,
+    };
+    let proceed = ensure_topic(
+        connection,
+        producer.client(),
         &options.topic,
         || producer.poll(Duration::ZERO),
         shutdown,
@@ -296,11 +299,8 @@ pub fn produce(
                 replication_factor: options.topic.replication_factor,
             };
             match ensure_topic(
-                handle,
+                connection,
                 producer.client(),
-                &config,
-                &events,
-                settings,
                 &spec,
                 || producer.poll(Duration::ZERO),
                 shutdown,

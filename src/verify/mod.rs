@@ -367,6 +367,23 @@ pub fn judge_group(
     }
 }
 
+/// The aggregation job's rows against the topic, for the text report.
+fn against_text(against: &AgainstReport) -> String {
+    use std::fmt::Write as _;
+    let mut text = "aggregation job:\n".to_owned();
+    for row in &against.rows {
+        let _ = writeln!(
+            text,
+            "  {:<24} job {:>8}  topic {:>8}  {:?}",
+            row.job_origin,
+            row.job_count,
+            row.seen.map_or("-".to_owned(), |s| s.to_string()),
+            row.result
+        );
+    }
+    text
+}
+
 /// The report as text: the Spark-shaped table, the runs, the job comparison, the verdict.
 pub fn text(report: &VerifyReport) -> String {
     use std::fmt::Write as _;
@@ -412,17 +429,7 @@ pub fn text(report: &VerifyReport) -> String {
         );
     }
     if let Some(against) = &report.against {
-        text.push_str("aggregation job:\n");
-        for row in &against.rows {
-            let _ = writeln!(
-                text,
-                "  {:<24} job {:>8}  topic {:>8}  {:?}",
-                row.job_origin,
-                row.job_count,
-                row.seen.map_or("-".to_owned(), |s| s.to_string()),
-                row.result
-            );
-        }
+        text.push_str(&against_text(against));
     }
     let _ = writeln!(
         text,

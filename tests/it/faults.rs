@@ -149,15 +149,7 @@ fn assert_exact(broker: &Broker, workload_topic: &str, group: &str, count: u64) 
     let report = crate::fleet::verify(broker, workload_topic, &["--group", group], 0);
     assert_eq!(report["verdict"], "pass", "{report}");
     assert_eq!(report["consumed"], count, "{report}");
-    for class in [
-        "lost",
-        "duplicates",
-        "out_of_order",
-        "unacked_seen",
-        "truncated",
-    ] {
-        assert_eq!(report[class], 0, "{class}: {report}");
-    }
+    crate::fleet::assert_no_anomaly(&report);
 }
 
 /// Runs the paced workload, strikes with `fault` once a third of it is on the topic, and checks

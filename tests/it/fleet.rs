@@ -33,6 +33,19 @@ pub(crate) fn verify(broker: &Broker, topic: &str, extra: &[&str], code: i32) ->
     ))
 }
 
+/// Every anomaly class a clean run must not show is 0 in a verify report.
+pub(crate) fn assert_no_anomaly(report: &serde_json::Value) {
+    for class in [
+        "lost",
+        "duplicates",
+        "out_of_order",
+        "unacked_seen",
+        "truncated",
+    ] {
+        assert_eq!(report[class], 0, "{class}: {report}");
+    }
+}
+
 pub(crate) fn raw_producer(broker: &Broker) -> BaseProducer {
     broker.client_config().create().unwrap()
 }
