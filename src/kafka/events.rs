@@ -74,11 +74,10 @@ impl ClientEvents {
             // refused, a name that does not resolve): kept only if nothing better was said.
             Some(RDKafkaErrorCode::AllBrokersDown) => {
                 tracing::debug!(target: "kafka", "{reason}");
-                let mut last = self.last_transport_error.lock().expect("lock");
-                if last.is_none() {
-                    *last = self.last_failure_log.lock().expect("lock").clone();
-                }
-                last.get_or_insert_with(|| reason.to_owned());
+                self.last_transport_error
+                    .lock()
+                    .expect("lock")
+                    .get_or_insert_with(|| reason.to_owned());
             }
             _ => {
                 // Before any broker answered, the final error line says it all: warn once.
