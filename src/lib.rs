@@ -58,6 +58,8 @@ use report::OutputFormat;
 pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
     let handle = Handle::current();
     let status = Arc::new(Status::default());
+    // Opened before the run, so a path that cannot be written fails start-up, not the end.
+    let html = plan.html.as_deref().map(HtmlFile::create).transpose()?;
     if let Some(addr) = plan.http_addr {
         live::http::serve(addr, status.clone(), shutdown.clone()).await?;
     }
@@ -73,11 +75,17 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
                 let report =
                     consume::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
                 print_report(options.output, &report, report::consume_text);
+                if let Some(file) = html {
+                    file.write(&report::consume_page(&report, &options.topic))?;
+                }
                 Ok(report.verdict.exit_code())
             }
             Mode::Verify(options) => {
                 let report = verify::verify(&plan.settings, &options, &shutdown)?;
                 print_report(options.output, &report, verify::text);
+                if let Some(file) = html {
+                    file.write(&verify::page(&report))?;
+                }
                 Ok(report.verdict.exit_code())
             }
             Mode::Demo(output) => demo::run(&handle, output, &status, &shutdown),
@@ -86,6 +94,40 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
     tokio::task::spawn_blocking(blocking)
         .await
         .expect("the worker thread does not panic")
+}
+
+/// The `--html` file, opened (created or emptied) before the run.
+struct HtmlFile {
+    path: std::path::PathBuf,
+    file: std::fs::File,
+}
+
+impl HtmlFile {
+    fn create(path: &std::path::Path) -> Result<Self> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot write the HTML report to {} (--html): {e}",
+                path.display()
+            ))
+        })?;
+        Ok(HtmlFile {
+            path: path.to_owned(),
+            file,
+        })
+    }
+
+    /// Writes the page; a failure (a full disk) is an error of its own after the report.
+    fn write(mut self, page: &report::html::Page) -> Result<()> {
+        use std::io::Write as _;
+        self.file
+            .write_all(report::html::document(page, false).as_bytes())
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "cannot write the HTML report to {} (--html): {e}",
+                    self.path.display()
+                ))
+            })
+    }
 }
 
 /// Prints a final report on stdout in the chosen format.

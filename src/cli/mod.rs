@@ -203,6 +203,10 @@ pub struct VerifyArgs {
     #[arg(long, env = "KTA_GROUP")]
     pub group: Option<String>,
 
+    /// Also write the report as one self-contained HTML page (charts, every origin, the JSON).
+    #[arg(long, env = "KTA_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
     /// Report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
     pub output: OutputFormat,
@@ -302,6 +306,10 @@ pub struct ConsumeArgs {
     /// Write no member reports (then `verify --group` cannot account for this consumer).
     #[arg(long, env = "KTA_NO_MEMBER_REPORTS", conflicts_with = "until_complete")]
     pub no_member_reports: bool,
+
+    /// Also write the report as one self-contained HTML page (charts, every origin, the JSON).
+    #[arg(long, env = "KTA_HTML", value_name = "FILE")]
+    pub html: Option<PathBuf>,
 
     /// Final report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
@@ -419,6 +427,8 @@ pub struct Plan {
     pub mode: Mode,
     /// Where to serve the HTTP endpoint, if anywhere.
     pub http_addr: Option<std::net::SocketAddr>,
+    /// Where to write the final report as an HTML page too (`verify`, `consume`).
+    pub html: Option<PathBuf>,
 }
 
 /// The original client's flags given on the command line together with a subcommand: they would
@@ -456,6 +466,11 @@ impl Cli {
             Some(user) => format!("{user}-"),
             None => "kafka-test-app-".to_owned(),
         };
+        let html = match &self.command {
+            Some(Command::Consume(args)) => args.html.clone(),
+            Some(Command::Verify(args)) => args.html.clone(),
+            _ => None,
+        };
         let mode = match self.command {
             Some(Command::Produce(args)) => {
                 let output = args.output;
@@ -476,6 +491,7 @@ impl Cli {
             settings,
             mode,
             http_addr: self.http_addr,
+            html,
         })
     }
 }

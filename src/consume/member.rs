@@ -37,8 +37,6 @@ pub struct ControlLink {
     reader_assigned: bool,
     /// The latest report of every run of the data topic read so far.
     runs: Reports,
-    /// Events consumed over time, for the member reports.
-    consumed_per_s: Series,
 }
 
 impl ControlLink {
@@ -75,15 +73,13 @@ impl ControlLink {
             reader,
             reader_assigned: false,
             runs: Reports::default(),
-            consumed_per_s: Series::new(python_timestamp(SystemTime::now())),
         })
     }
 
-    /// Writes this member's report (delivered in the background).
-    pub fn write(&mut self, state: RunState, tally: &Tally, offsets: &Offsets) {
+    /// Writes this member's report with its events consumed over time (delivered in the
+    /// background).
+    pub fn write(&mut self, state: RunState, tally: &Tally, offsets: &Offsets, consumed: &Series) {
         let now = python_timestamp(SystemTime::now());
-        let new = tally.consumed().saturating_sub(self.consumed_per_s.total());
-        self.consumed_per_s.add(now, new);
         let report = ControlRecord::ConsumerMember(MemberReport {
             member: self.member.clone(),
             group: self.group.clone(),
@@ -103,7 +99,7 @@ impl ControlLink {
                 .into_iter()
                 .map(|(origin, count)| (origin.to_owned(), count))
                 .collect(),
-            consumed_per_s: self.consumed_per_s.clone(),
+            consumed_per_s: consumed.clone(),
             latency_us: encode_histogram(&tally.latency_histogram()),
             updated: now,
         });
@@ -118,8 +114,14 @@ impl ControlLink {
     }
 
     /// Writes the final report and waits at most `timeout` for it to be delivered.
-    pub fn finish(&mut self, tally: &Tally, offsets: &Offsets, timeout: Duration) {
-        self.write(RunState::Finished, tally, offsets);
+    pub fn finish(
+        &mut self,
+        tally: &Tally,
+        offsets: &Offsets,
+        consumed: &Series,
+        timeout: Duration,
+    ) {
+        self.write(RunState::Finished, tally, offsets, consumed);
         if self.writer.flush(timeout).is_err() {
             tracing::warn!(control_topic = %self.topic, "the final member report was not delivered");
         }

@@ -24,6 +24,7 @@ use crate::verdict::judge::{self, ConsumeReport, Ends, View};
 use crate::wire::control::RunState;
 use crate::wire::event::python_timestamp;
 use crate::wire::run_header;
+use crate::wire::series::Series;
 use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
@@ -121,6 +122,7 @@ pub fn consume(
         link,
         start,
         progress: Progress::detect(),
+        consumed_per_s: Series::new(python_timestamp(SystemTime::now())),
     };
     if let Some(partitions) =
         wait_for_topic(handle, &consumer, &events, settings, options, shutdown)?
@@ -162,6 +164,9 @@ struct Reading<'a> {
     link: Option<ControlLink>,
     start: Instant,
     progress: Progress,
+    /// Events consumed over time, sampled at every publish: for the member reports and the
+    /// report's picture.
+    consumed_per_s: Series,
 }
 
 impl Reading<'_> {
@@ -299,6 +304,8 @@ impl Reading<'_> {
         if let Some(link) = &mut self.link {
             link.refresh_runs();
         }
+        self.consumed_per_s
+            .sample(python_timestamp(SystemTime::now()), self.tally.consumed());
         // While reading, the end is still ahead: loss is judged only in the final report.
         let report = self.report(&self.view);
         let partial = report.partial_assignment;
@@ -309,12 +316,20 @@ impl Reading<'_> {
             report.malformed,
             report.verdict
         ));
-        self.status
-            .publish_consume(report, self.tally.latency_buckets().clone());
+        self.status.publish_consume(
+            report,
+            self.tally.latency_buckets().clone(),
+            &self.options.topic,
+        );
         let Some(link) = &mut self.link else {
             return Ok(false);
         };
-        link.write(RunState::Running, &self.tally, &self.offsets);
+        link.write(
+            RunState::Running,
+            &self.tally,
+            &self.offsets,
+            &self.consumed_per_s,
+        );
         if !self.options.until_complete {
             return Ok(false);
         }
@@ -349,13 +364,15 @@ impl Reading<'_> {
     fn report(&self, view: &View) -> ConsumeReport {
         let none = Reports::default();
         let reports = self.link.as_ref().map_or(&none, ControlLink::runs);
-        judge::consume(
+        let mut report = judge::consume(
             &self.tally,
             reports,
             view,
             self.options.expect,
             self.start.elapsed().as_secs_f64(),
-        )
+        );
+        report.consumed_per_s = self.consumed_per_s.clone();
+        report
     }
 
     /// Where this consumer stopped against where its partitions start and end: the partitions
@@ -429,12 +446,22 @@ impl Reading<'_> {
         if self.view.assigned {
             self.ends(stop_by);
         }
+        self.consumed_per_s
+            .sample(python_timestamp(SystemTime::now()), self.tally.consumed());
         let report = self.report(&self.view);
-        self.status
-            .publish_consume(report.clone(), self.tally.latency_buckets().clone());
+        self.status.publish_consume(
+            report.clone(),
+            self.tally.latency_buckets().clone(),
+            &self.options.topic,
+        );
         if let Some(link) = &mut self.link {
             let left = stop_by.saturating_duration_since(Instant::now());
-            link.finish(&self.tally, &self.offsets, MEMBER_REPORT_TIMEOUT.min(left));
+            link.finish(
+                &self.tally,
+                &self.offsets,
+                &self.consumed_per_s,
+                MEMBER_REPORT_TIMEOUT.min(left),
+            );
         }
         report
     }

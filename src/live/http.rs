@@ -1,4 +1,6 @@
-//! The optional HTTP endpoint (`--http-addr`): `/healthz`, `/readyz`, `/metrics`, `/report`.
+//! The optional HTTP endpoint (`--http-addr`): `/healthz`, `/readyz`, `/metrics`, `/report`,
+//! and the live page: `/` draws this process's report (the HTML report's charts) and fetches
+//! its body again from `/charts` every second.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::live::status::Status;
+use crate::report::html::{self, Page};
+use crate::verdict::{Findings, Verdict};
 
 #[derive(Clone)]
 struct Shared {
@@ -41,8 +45,10 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/report", get(report))
+        .route("/", get(live_page))
+        .route("/charts", get(charts))
         .with_state(shared);
-    tracing::info!("serving /healthz /readyz /metrics /report on http://{addr}");
+    tracing::info!("serving / (live page) /healthz /readyz /metrics /report on http://{addr}");
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -94,4 +100,39 @@ async fn report(State(shared): State<Shared>) -> impl IntoResponse {
             r#"{"error": "no report yet: still starting"}"#.to_owned(),
         ),
     }
+}
+
+/// The page before the first report: it says so, and the live script fills it in.
+fn starting_page() -> Page {
+    Page {
+        title: "starting".into(),
+        verdict: Verdict::Incomplete,
+        findings: Findings {
+            incomplete: vec!["no report yet: still starting".into()],
+            ..Findings::default()
+        },
+        totals: vec![],
+        accounting: String::new(),
+        runs: vec![],
+        consumed: vec![],
+        origins: vec![],
+        latencies: vec![],
+        json: "{}".into(),
+    }
+}
+
+async fn live_page(State(shared): State<Shared>) -> impl IntoResponse {
+    let page = shared.status.page().unwrap_or_else(starting_page);
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html::document(&page, true),
+    )
+}
+
+async fn charts(State(shared): State<Shared>) -> impl IntoResponse {
+    let page = shared.status.page().unwrap_or_else(starting_page);
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        html::body(&page),
+    )
 }

@@ -28,7 +28,8 @@ enum Latest {
     #[default]
     Starting,
     Produce(ProduceReport),
-    Consume(Box<ConsumeReport>, LatencyBuckets),
+    /// A consumer's report, its latency buckets and its topic.
+    Consume(Box<ConsumeReport>, LatencyBuckets, String),
 }
 
 /// Shared between the running producer or consumer and the HTTP endpoint.
@@ -69,9 +70,20 @@ impl Status {
         *self.latest.lock().expect("lock") = Latest::Produce(report);
     }
 
-    /// Publishes a consumer's report and latency buckets.
-    pub fn publish_consume(&self, report: ConsumeReport, latency: LatencyBuckets) {
-        *self.latest.lock().expect("lock") = Latest::Consume(Box::new(report), latency);
+    /// Publishes a consumer's report and latency buckets, of `topic`.
+    pub fn publish_consume(&self, report: ConsumeReport, latency: LatencyBuckets, topic: &str) {
+        *self.latest.lock().expect("lock") =
+            Latest::Consume(Box::new(report), latency, topic.to_owned());
+    }
+
+    /// The latest report as a page (what `/` and `/charts` draw), or `None` before the first
+    /// one.
+    pub fn page(&self) -> Option<crate::report::html::Page> {
+        match &*self.latest.lock().expect("lock") {
+            Latest::Starting => None,
+            Latest::Produce(report) => Some(crate::report::produce_page(report)),
+            Latest::Consume(report, _, topic) => Some(crate::report::consume_page(report, topic)),
+        }
     }
 
     /// The latest report as JSON, or `None` before the first one.
@@ -79,7 +91,7 @@ impl Status {
         match &*self.latest.lock().expect("lock") {
             Latest::Starting => None,
             Latest::Produce(report) => Some(crate::report::to_json(report)),
-            Latest::Consume(report, _) => Some(crate::report::to_json(report)),
+            Latest::Consume(report, _, _) => Some(crate::report::to_json(report)),
         }
     }
 }
@@ -170,7 +182,7 @@ impl Collector for Status {
                     r.longest_ack_gap_s,
                 )
             }
-            Latest::Consume(r, latency) => {
+            Latest::Consume(r, latency, _) => {
                 per_origin(
                     &mut encoder,
                     "kta_events_consumed",

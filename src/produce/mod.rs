@@ -533,6 +533,7 @@ impl Run<'_> {
             Change::None => {}
         }
         self.status.set_stalled(self.stall.is_stalled());
+        self.sample_series();
         let report = self.report();
         if self.progress.on_terminal() {
             self.progress.show(&format!(
@@ -592,6 +593,16 @@ impl Run<'_> {
         }
     }
 
+    /// Samples the counts over time (the run reports' and the report's series).
+    fn sample_series(&mut self) {
+        let (acked, failed) = {
+            let deliveries = self.producer.context().deliveries.lock().expect("lock");
+            (deliveries.acked.len(), deliveries.failed.len())
+        };
+        let now = python_timestamp(SystemTime::now());
+        self.series.sample(now, self.sent, acked, failed);
+    }
+
     /// The report as of now.
     fn report(&self) -> ProduceReport {
         let deliveries = self.producer.context().deliveries.lock().expect("lock");
@@ -614,6 +625,8 @@ impl Run<'_> {
             topic: self.options.topic.name.clone(),
             origin: self.options.origin.clone(),
             ack_latency_ms: LatencySummary::of(&deliveries.latency_us),
+            ack_latency_us: Some(deliveries.latency_us.clone()),
+            series: self.series.clone(),
             guarantee: self.guarantee.clone(),
             final_run_report: self.final_report,
             run_reports_off: self.reports_off.clone(),
@@ -720,6 +733,7 @@ impl Run<'_> {
             }
             self.reports_off = Some(off);
         }
+        self.sample_series();
         let report = self.report();
         self.status.publish_produce(report.clone());
         self.progress.clear();

@@ -9,11 +9,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::tally::latency::LatencySummary;
 use crate::tally::{OriginVerdict, Reports, Tally};
 use crate::verdict::{Accounting, Anomalies, Findings, Scope, Verdict};
+use crate::wire::series::Series;
 
 /// Files every origin's anomalies under their weight, and names each run that did not finish.
 pub fn origins(origins: &BTreeMap<String, OriginVerdict>, findings: &mut Findings) {
@@ -177,6 +179,13 @@ pub struct ConsumeReport {
     pub accounting: Accounting,
     /// Per origin.
     pub origins: BTreeMap<String, OriginReport>,
+    /// End-to-end latency of every origin's events together (`None` before the first).
+    pub latency_ms: Option<LatencySummary>,
+    /// The histogram of those (microseconds), for the HTML page.
+    #[serde(skip)]
+    pub latency_us: Option<Histogram<u64>>,
+    /// Events consumed over time, sampled about once a second by the consumer.
+    pub consumed_per_s: Series,
 }
 
 /// Lists partitions as `0, 3, 4`.
@@ -259,6 +268,7 @@ pub fn consume(
     };
     findings.anomalies(&format!("member of group {}", view.group), &polls);
     let (mut anomalies, accounting) = totals(&verdicts);
+    let latency = tally.latency_histogram();
     anomalies.add(&polls);
     let origins = verdicts
         .into_iter()
@@ -288,6 +298,9 @@ pub fn consume(
         anomalies,
         accounting,
         origins,
+        latency_ms: Some(LatencySummary::of(&latency)).filter(|_| !latency.is_empty()),
+        latency_us: Some(latency),
+        consumed_per_s: Series::default(),
     }
 }
 

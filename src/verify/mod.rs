@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 use crate::kafka::config::ConnectionSettings;
 use crate::kafka::reader::{read_all, read_to_end, LogEnds};
-use crate::report::{origin_table, OutputFormat};
+use crate::report::html::{Latency, OriginRow, Page};
+use crate::report::{self, origin_table, OutputFormat};
 use crate::tally::latency::LatencySummary;
 use crate::tally::ranges::RangeSet;
 use crate::tally::{keep_latest, OriginVerdict, Reports, Tally};
@@ -26,8 +27,9 @@ use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdi
 use crate::wire::control::{from_pairs, ControlRecord, MemberReport};
 use crate::wire::event::python_timestamp;
 use crate::wire::run_header;
-use crate::wire::series::decode_histogram;
+use crate::wire::series::{decode_histogram, Series};
 use against::{Comparison, Match};
+use hdrhistogram::Histogram;
 
 /// What `verify` does.
 #[derive(Debug, Clone)]
@@ -71,6 +73,11 @@ pub struct GroupVerdict {
     pub counts: BTreeMap<String, u64>,
     /// End-to-end latency of the whole group, from every member's histogram merged.
     pub latency_ms: Option<LatencySummary>,
+    /// That merged histogram (microseconds), for the HTML page.
+    #[serde(skip)]
+    pub latency_us: Option<Histogram<u64>>,
+    /// Events the members consumed over time, summed.
+    pub consumed_per_s: Vec<Series>,
 }
 
 /// The fleet verdict.
@@ -97,6 +104,9 @@ pub struct VerifyReport {
     /// Acknowledgement latency of the whole fleet, from every run's histogram merged (exact
     /// fleet-wide percentiles, not averages of percentiles).
     pub ack_latency_ms: Option<LatencySummary>,
+    /// That merged histogram (microseconds), for the HTML page.
+    #[serde(skip)]
+    pub ack_latency_us: Option<Histogram<u64>>,
     /// Per origin.
     pub origins: BTreeMap<String, OriginVerdict>,
     /// The aggregation job comparison, with `--against`.
@@ -293,6 +303,7 @@ pub fn judge(
     }
     judge::origins(&origins, &mut findings);
     let (anomalies, accounting) = judge::totals(&origins);
+    let ack_latency_us = merged_histogram(reports.values().map(|r| r.ack_latency_us.as_str()));
     VerifyReport {
         topic: topic.to_owned(),
         control_topic: control_topic.to_owned(),
@@ -302,16 +313,17 @@ pub fn judge(
         malformed: tally.malformed(),
         anomalies,
         accounting,
-        ack_latency_ms: merged_latency(reports.values().map(|r| r.ack_latency_us.as_str())),
+        ack_latency_ms: ack_latency_us.as_ref().map(LatencySummary::of),
+        ack_latency_us,
         origins,
         against: None,
         group: None,
     }
 }
 
-/// The percentiles of encoded histograms merged into one (`None` when there is none).
-fn merged_latency<'a>(encoded: impl Iterator<Item = &'a str>) -> Option<LatencySummary> {
-    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+/// Encoded histograms merged into one (`None` when there is none, or all are empty).
+fn merged_histogram<'a>(encoded: impl Iterator<Item = &'a str>) -> Option<Histogram<u64>> {
+    let mut merged: Option<Histogram<u64>> = None;
     for histogram in encoded.filter_map(decode_histogram) {
         match &mut merged {
             Some(all) => {
@@ -322,9 +334,7 @@ fn merged_latency<'a>(encoded: impl Iterator<Item = &'a str>) -> Option<LatencyS
             None => merged = Some(histogram),
         }
     }
-    merged
-        .filter(|h| !h.is_empty())
-        .map(|h| LatencySummary::of(&h))
+    merged.filter(|h| !h.is_empty())
 }
 
 /// What a group consumed of the records `on_topic` (offsets per partition), from its members'
@@ -356,6 +366,7 @@ pub fn judge_group(
             offsets.len() - union.get(partition).map_or(0, |u| u.overlap(offsets))
         })
         .sum();
+    let latency_us = merged_histogram(members.values().map(|m| m.latency_us.as_str()));
     GroupVerdict {
         group: group.to_owned(),
         members: members.len(),
@@ -363,7 +374,9 @@ pub fn judge_group(
         redelivered: total - union.values().map(RangeSet::len).sum::<u64>(),
         unconsumed,
         counts,
-        latency_ms: merged_latency(members.values().map(|m| m.latency_us.as_str())),
+        latency_ms: latency_us.as_ref().map(LatencySummary::of),
+        latency_us,
+        consumed_per_s: members.values().map(|m| m.consumed_per_s.clone()).collect(),
     }
 }
 
@@ -382,6 +395,57 @@ fn against_text(against: &AgainstReport) -> String {
         );
     }
     text
+}
+
+/// The report as a page: the fleet's runs over time, its latency, every origin.
+pub fn page(report: &VerifyReport) -> Page {
+    let mut latencies = Vec::new();
+    if let Some(summary) = report.ack_latency_ms {
+        latencies.push(Latency {
+            name: "acknowledgement latency, whole fleet (merged histograms)".into(),
+            key: "ack_latency_ms".into(),
+            summary,
+            histogram: report.ack_latency_us.clone(),
+        });
+    }
+    let group = report.group.as_ref();
+    if let Some(summary) = group.and_then(|g| g.latency_ms) {
+        latencies.push(Latency {
+            name: "end-to-end latency, whole group (merged histograms)".into(),
+            key: "group.latency_ms".into(),
+            summary,
+            histogram: group.and_then(|g| g.latency_us.clone()),
+        });
+    }
+    let mut totals = report::totals(report.consumed, &report.anomalies);
+    totals.insert(
+        1,
+        (
+            "expected".to_owned(),
+            report.origins.values().map(|o| o.expected).sum(),
+        ),
+    );
+    Page {
+        title: format!("verify {}", report.topic),
+        verdict: report.verdict,
+        findings: report.findings.clone(),
+        totals,
+        accounting: report.accounting.sum_line(),
+        runs: report::run_lines(report.origins.iter()),
+        consumed: group.map(|g| g.consumed_per_s.clone()).unwrap_or_default(),
+        origins: report
+            .origins
+            .iter()
+            .map(|(origin, o)| OriginRow {
+                origin: origin.clone(),
+                expected: Some(o.expected),
+                count: o.count,
+                anomalies: o.anomalies,
+            })
+            .collect(),
+        latencies,
+        json: serde_json::to_string_pretty(report).expect("reports serialise"),
+    }
 }
 
 /// The report as text: the Spark-shaped table, the runs, the job comparison, the verdict.

@@ -68,6 +68,16 @@ impl Series {
     pub fn total(&self) -> u64 {
         self.counts.iter().sum()
     }
+
+    /// Adds at `at` what the series' total falls short of `total` (the count since the last
+    /// sample), and opens the first bucket even when that is nothing. Sampled about once a
+    /// second, so nothing is done per event.
+    pub fn sample(&mut self, at: f64, total: u64) {
+        let new = total.saturating_sub(self.total());
+        if new > 0 || self.counts.is_empty() {
+            self.add(at, new);
+        }
+    }
 }
 
 /// A producer run's counts over time: what it sent, what was acknowledged, what failed.
@@ -91,19 +101,11 @@ impl RunSeries {
         }
     }
 
-    /// Adds to each series at `at` what its total falls short of: the counts since the last
-    /// sample. Sampled about once a second, so nothing is done per event.
+    /// Samples each series at `at` ([`Series::sample`]).
     pub fn sample(&mut self, at: f64, sent: u64, acked: u64, failed: u64) {
-        for (series, total) in [
-            (&mut self.sent, sent),
-            (&mut self.acked, acked),
-            (&mut self.failed, failed),
-        ] {
-            let new = total.saturating_sub(series.total());
-            if new > 0 || series.counts.is_empty() {
-                series.add(at, new);
-            }
-        }
+        self.sent.sample(at, sent);
+        self.acked.sample(at, acked);
+        self.failed.sample(at, failed);
     }
 }
 

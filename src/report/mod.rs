@@ -2,15 +2,20 @@
 //!
 //! The count-by-origin table has the shape of Spark's console sink in the tutorial
 //! (`|origin|count|`, cells right-aligned), but prints origins in full so they can be matched
-//! against a Spark table's truncated ones.
+//! against a Spark table's truncated ones. [`html`] draws the same reports as a page.
+
+pub mod html;
 
 use std::fmt::Write as _;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::tally::latency::LatencySummary;
 use crate::verdict::judge::ConsumeReport;
-use crate::verdict::{verdict_text, Findings, Verdict};
+use crate::verdict::{verdict_text, Anomalies, Findings, Verdict};
+use crate::wire::series::RunSeries;
+use html::{Latency, OriginRow, Page, RunLine};
 
 /// `--output` formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -49,6 +54,11 @@ pub struct ProduceReport {
     pub origin: String,
     /// Acknowledgement latency measured from each event's scheduled send time.
     pub ack_latency_ms: LatencySummary,
+    /// The histogram those percentiles come from (microseconds), for the HTML page.
+    #[serde(skip)]
+    pub ack_latency_us: Option<Histogram<u64>>,
+    /// Sent, acknowledged and failed over time (as in the run reports).
+    pub series: RunSeries,
     /// The delivery guarantee in force (`-X acks=…` / `-X enable.idempotence=…` change it).
     pub guarantee: Guarantee,
     /// Whether the final run report reached the control topic, so `verify` knows this run
@@ -182,6 +192,121 @@ pub fn produce_findings(report: &ProduceReport) -> Findings {
         ));
     }
     findings
+}
+
+/// The JSON of a report, pretty-printed, for a page.
+fn pretty<T: Serialize>(report: &T) -> String {
+    serde_json::to_string_pretty(report).expect("reports serialise")
+}
+
+/// A producer's live page: its rate against the target, its ack latency.
+pub fn produce_page(report: &ProduceReport) -> Page {
+    let findings = produce_findings(report);
+    Page {
+        title: format!("produce to {} as {}", report.topic, report.origin),
+        verdict: report.verdict,
+        findings,
+        totals: vec![
+            ("sent".into(), report.sent),
+            ("acked".into(), report.acked),
+            ("failed".into(), report.failed),
+        ],
+        accounting: format!(
+            "{:.1} events/s sent, {:.1} acknowledged/s, target {}; longest stretch without              acknowledgements {} s",
+            report.rate,
+            report.acked_per_s,
+            if report.target_rate > 0.0 {
+                format!("{}/s", report.target_rate)
+            } else {
+                "none (unpaced)".to_owned()
+            },
+            report.longest_ack_gap_s
+        ),
+        runs: vec![RunLine {
+            origin: report.origin.clone(),
+            target_rate: report.target_rate,
+            series: report.series.clone(),
+        }],
+        consumed: vec![],
+        origins: vec![OriginRow {
+            origin: report.origin.clone(),
+            expected: None,
+            count: report.acked,
+            anomalies: Anomalies::default(),
+        }],
+        latencies: vec![Latency {
+            name: "acknowledgement latency (from the schedule)".into(),
+            key: "ack_latency_ms".into(),
+            summary: report.ack_latency_ms,
+            histogram: report.ack_latency_us.clone(),
+        }],
+        json: pretty(report),
+    }
+}
+
+/// The producer runs of a report's origins, for a page's timeline.
+pub fn run_lines<'a>(
+    origins: impl Iterator<Item = (&'a String, &'a crate::tally::OriginVerdict)>,
+) -> Vec<RunLine> {
+    origins
+        .flat_map(|(origin, o)| {
+            o.runs.values().filter_map(move |r| {
+                Some(RunLine {
+                    origin: origin.clone(),
+                    target_rate: r.target_rate.unwrap_or(0.0),
+                    series: r.series.clone()?,
+                })
+            })
+        })
+        .collect()
+}
+
+/// Headline numbers of a report: the events read, then every anomaly class with a count
+/// (and the fail classes always).
+pub fn totals(consumed: u64, anomalies: &Anomalies) -> Vec<(String, u64)> {
+    let mut totals = vec![("consumed".to_owned(), consumed)];
+    totals.extend(
+        anomalies
+            .classes()
+            .filter(|c| c.1 == crate::verdict::Weight::Fail || c.3 > 0)
+            .map(|(key, _, _, count)| (key.to_owned(), count)),
+    );
+    totals
+}
+
+/// A consumer's page: what it consumed over time, the producers' runs it read reports of, its
+/// end-to-end latency, every origin.
+pub fn consume_page(report: &ConsumeReport, topic: &str) -> Page {
+    let mut latencies = Vec::new();
+    if let Some(summary) = report.latency_ms {
+        latencies.push(Latency {
+            name: "end-to-end latency, all origins".into(),
+            key: "latency_ms".into(),
+            summary,
+            histogram: report.latency_us.clone(),
+        });
+    }
+    Page {
+        title: format!("consume {topic}"),
+        verdict: report.verdict,
+        findings: report.findings.clone(),
+        totals: totals(report.consumed, &report.anomalies),
+        accounting: report.accounting.sum_line(),
+        runs: run_lines(report.origins.iter().map(|(o, r)| (o, &r.verdict))),
+        consumed: vec![report.consumed_per_s.clone()],
+        origins: report
+            .origins
+            .iter()
+            .map(|(origin, r)| OriginRow {
+                origin: origin.clone(),
+                expected: Some(r.verdict.expected),
+                count: r.verdict.count,
+                anomalies: r.verdict.anomalies,
+            })
+            .collect(),
+        latencies,
+        json: pretty(report),
+    }
 }
 
 /// A producer report as text.
