@@ -27,7 +27,7 @@ pub const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 enum Latest {
     #[default]
     Starting,
-    Produce(ProduceReport),
+    Produce(Box<ProduceReport>),
     /// A consumer's report, its latency buckets and its topic.
     Consume(Box<ConsumeReport>, LatencyBuckets, String),
 }
@@ -67,7 +67,7 @@ impl Status {
 
     /// Publishes a producer's report.
     pub fn publish_produce(&self, report: ProduceReport) {
-        *self.latest.lock().expect("lock") = Latest::Produce(report);
+        *self.latest.lock().expect("lock") = Latest::Produce(Box::new(report));
     }
 
     /// Publishes a consumer's report and latency buckets, of `topic`.

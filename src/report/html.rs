@@ -165,6 +165,7 @@ pub fn document(page: &Page, live: bool) -> String {
         html,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <link rel=\"icon\" href=\"data:,\">\
          <title>{} — {}</title><style>{STYLE}</style></head><body data-updates=\"0\"><main>",
         esc(&page.title),
         verdict_word(page.verdict)
@@ -450,18 +451,14 @@ fn utc(at: f64) -> String {
 /// A rate chart over `timeline` with `gaps` shaded.
 fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: &[Gap]) -> String {
     let step = timeline.step_s as f64;
-    let max_rate = lines
-        .iter()
-        .flat_map(|l| l.counts.iter())
-        .fold(0.0f64, |m, &c| m.max(c / step))
-        .max(1.0);
-    let y_step = nice_step(max_rate, 4.0);
-    let y_max = (max_rate / y_step).ceil() * y_step;
+    let (scale, peak) = scale(lines, step);
+    let y_step = nice_step(scale, 4.0);
+    let y_max = (scale / y_step).ceil() * y_step;
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP_PAD - BOTTOM;
     let seconds = (timeline.len as f64 * step).max(1.0);
     let x = |slot: f64| LEFT + plot_w * (slot * step) / seconds;
-    let y = |rate: f64| TOP_PAD + plot_h * (1.0 - rate / y_max);
+    let y = |rate: f64| TOP_PAD + plot_h * (1.0 - rate.min(y_max) / y_max);
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -557,7 +554,7 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
         svg,
         "<line class=\"axis\" x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP_PAD}\" y2=\"{}\"/>\
          <line class=\"axis\" x1=\"{LEFT}\" x2=\"{}\" y1=\"{}\" y2=\"{}\"/>\
-         <text x=\"8\" y=\"{TOP_PAD}\" dominant-baseline=\"hanging\">events/s</text></svg>",
+         <text x=\"{LEFT}\" y=\"10\" text-anchor=\"middle\">events/s</text></svg>",
         H - BOTTOM,
         W - RIGHT,
         H - BOTTOM,
@@ -575,13 +572,51 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
     if !gaps.is_empty() {
         html.push_str("<span><i class=\"gap\" style=\"background:#c62828;opacity:.3;height:10px\"></i>no acknowledgement while events were pending</span>");
     }
+    let cut = if peak > y_max {
+        format!(
+            "; the scale stops at {} events/s, lines above it run along the top (the peak: {} events/s)",
+            num(y_max),
+            num((peak * 10.0).round() / 10.0)
+        )
+    } else {
+        String::new()
+    };
     let _ = write!(
         html,
-        "</div><p class=\"notes\">from {} UTC, {} s per point</p>",
+        "</div><p class=\"notes\">from {} UTC, {} s per point{cut}</p>",
         utc(timeline.start),
         timeline.step_s
     );
     html
+}
+
+/// The rate a chart's scale reaches, and the highest rate of its lines. A burst after a stall
+/// (the backlog acknowledged at once) would squash the steady rate into the bottom of the chart,
+/// so the scale stops at one and a half times the higher of the target and the 95th percentile
+/// of the rates, when the peak is well above that.
+fn scale(lines: &[Line], step: f64) -> (f64, f64) {
+    let mut rates: Vec<f64> = lines
+        .iter()
+        .flat_map(|l| l.counts.iter().map(|&c| c / step))
+        .filter(|&r| r > 0.0)
+        .collect();
+    rates.sort_by(f64::total_cmp);
+    let peak = rates.last().copied().unwrap_or(0.0).max(1.0);
+    let p95 = rates
+        .get(rates.len().saturating_sub(1) * 95 / 100)
+        .copied()
+        .unwrap_or(0.0);
+    let target = lines
+        .iter()
+        .filter(|l| l.kind == "target")
+        .flat_map(|l| l.counts.iter().map(|&c| c / step))
+        .fold(0.0, f64::max);
+    let cap = 1.5 * p95.max(target);
+    if cap > 0.0 && peak > 1.2 * cap {
+        (cap, peak)
+    } else {
+        (peak, peak)
+    }
 }
 
 /// Origins in the order they matter: failing anomalies first, then anything counted, then the
@@ -798,7 +833,7 @@ fn latency_chart(latency: &Latency) -> String {
     } else {
         (0.0, 1.0)
     };
-    let (left, right, top, bottom) = (56.0, 16.0, 14.0, 30.0);
+    let (left, right, top, bottom) = (64.0, 16.0, 14.0, 30.0);
     let (pw, ph) = (LW - left - right, LH - top - bottom);
     let max_x = nines(1.0);
     let x = |q: f64| left + pw * nines(q) / max_x;
@@ -817,11 +852,15 @@ fn latency_chart(latency: &Latency) -> String {
         let _ = write!(
             svg,
             "<line class=\"grid\" x1=\"{left}\" x2=\"{}\" y1=\"{py:.1}\" y2=\"{py:.1}\"/>\
-             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{} ms</text>",
+             <text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             LW - right,
             left - 4.0,
             y(ms) + 4.0,
-            num(ms),
+            if ms >= 1000.0 {
+                format!("{} s", num(ms / 1000.0))
+            } else {
+                format!("{} ms", num(ms))
+            },
             py = y(ms)
         );
         e += 1.0;
@@ -850,20 +889,26 @@ fn latency_chart(latency: &Latency) -> String {
         "<polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"2\" points=\"{}\"/>",
         points.join(" ")
     );
+    let mut legend = String::new();
     for (key, q, ms) in marks {
         let (px, py) = (x(q), y(ms));
         let _ = write!(
             svg,
-            "<g class=\"mark\" data-quantile=\"{key}\" data-ms=\"{}\"><circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"#c62828\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{}\">{key} {ms:.1} ms</text></g>",
+            "<g class=\"mark\" data-quantile=\"{key}\" data-ms=\"{}\"><title>{key} {ms:.1} ms</title>\
+             <circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"4\" fill=\"#c62828\"/></g>",
             num(ms),
-            px - 6.0,
-            py - 8.0,
-            "end",
+        );
+        let _ = write!(
+            legend,
+            "<span><b>{}</b> {ms:.1} ms</span>",
+            if key == "p999" { "p99.9" } else { key }
         );
     }
     svg.push_str("</svg>");
-    format!("<div><h2>{}</h2>{svg}</div>", esc(&latency.name))
+    format!(
+        "<div><h2>{}</h2>{svg}<div class=\"legend\">{legend}</div></div>",
+        esc(&latency.name)
+    )
 }
 
 /// Expected (outline) against seen (filled) and lost (red) for the first [`TOP_BARS`] origins.
