@@ -40,6 +40,8 @@ pub struct RunLine {
     pub target_rate: f64,
     /// Its sent, acknowledged and failed counts over time.
     pub series: RunSeries,
+    /// The `n` it lost (acknowledged, never seen), as ranges.
+    pub lost: Vec<std::ops::Range<u64>>,
 }
 
 /// One origin's row: expected against seen, and every anomaly class.
@@ -129,7 +131,7 @@ table{border-collapse:collapse;width:100%}th,td{padding:3px 8px;border-bottom:1p
 th{position:sticky;top:0;background:#f0f0f0;cursor:pointer;user-select:none}
 td:first-child,th:first-child{text-align:left;white-space:normal;word-break:break-all}
 td.bad{color:#c62828;font-weight:600}pre{white-space:pre-wrap;word-break:break-all;background:#fff;border:1px solid #ddd;padding:8px}
-.lat{display:grid;grid-template-columns:repeat(auto-fit,minmax(340px,1fr));gap:10px}
+.lat{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
 ";
 
 /// Sorts the origin table by a clicked header (numbers as numbers), and keeps the order when
@@ -394,6 +396,35 @@ fn gaps(timeline: &Timeline, runs: &[RunLine]) -> Vec<Gap> {
     merged
 }
 
+/// Every run's lost events per bucket of `timeline`, by when they were sent: a run sends its `n`
+/// in order, so the bucket in which its sent count passes `n` sent it (to the second of the
+/// run's samples). A loss beyond the sent series (sent after its last sample) counts in its last
+/// bucket.
+fn losses(timeline: &Timeline, runs: &[RunLine]) -> Vec<u64> {
+    let mut lost = vec![0u64; timeline.len];
+    for run in runs.iter().filter(|r| !r.lost.is_empty()) {
+        let sent = timeline.align(&run.series.sent);
+        let last = timeline.span(&run.series.sent).map_or(0, |(_, last)| last);
+        let mut ranges = run.lost.iter().peekable();
+        let mut before = 0u64;
+        for (slot, &count) in sent.iter().enumerate() {
+            let end = before + count;
+            while let Some(r) = ranges.peek() {
+                lost[slot] += r.end.min(end).saturating_sub(r.start.max(before));
+                if r.end > end {
+                    break;
+                }
+                ranges.next();
+            }
+            before = end;
+        }
+        for r in ranges {
+            lost[last] += r.end - r.start.max(before);
+        }
+    }
+    lost
+}
+
 /// One line of a chart: per-bucket counts, drawn as a rate (count / bucket width).
 struct Line {
     name: String,
@@ -449,7 +480,15 @@ fn utc(at: f64) -> String {
 }
 
 /// A rate chart over `timeline` with `gaps` shaded.
-fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: &[Gap]) -> String {
+fn rate_chart(
+    id: &str,
+    title: &str,
+    timeline: &Timeline,
+    lines: &[Line],
+    gaps: &[Gap],
+    lost: &[u64],
+    origins: usize,
+) -> String {
     let step = timeline.step_s as f64;
     let (scale, peak) = scale(lines, step);
     let y_step = nice_step(scale, 4.0);
@@ -512,7 +551,7 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
             "<g class=\"gapmark\" data-from=\"{}\" data-to=\"{}\" data-seconds=\"{secs}\" data-origins=\"{}\">\
              <title>no acknowledgement for {secs} s from {} ({}: {})</title>\
              <rect class=\"gap\" x=\"{x0:.1}\" y=\"{TOP_PAD}\" width=\"{:.1}\" height=\"{plot_h}\"/>\
-             <text class=\"gaptext\" x=\"{:.1}\" y=\"{}\">no acks {secs} s</text></g>",
+             <text class=\"gaptext\" x=\"{:.1}\" y=\"{}\">no acks {secs} s{}</text></g>",
             gap.from,
             gap.to,
             gap.origins.len(),
@@ -521,7 +560,12 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
             esc(&who),
             (x1 - x0).max(1.0),
             x0 + 2.0,
-            TOP_PAD + 12.0
+            TOP_PAD + 12.0,
+            if gap.origins.len() < origins {
+                format!(" ({} of {origins} origins)", gap.origins.len())
+            } else {
+                String::new()
+            }
         );
     }
     for line in lines {
@@ -550,6 +594,19 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
             esc(&line.name)
         );
     }
+    for (slot, &n) in lost.iter().enumerate().filter(|(_, &n)| n > 0) {
+        let (x0, x1) = (x(slot as f64), x(slot as f64 + 1.0));
+        let _ = write!(
+            svg,
+            "<g class=\"lossmark\" data-slot=\"{slot}\" data-lost=\"{n}\"><title>{n} lost (acknowledged, \
+             never seen), sent from {} UTC</title><rect x=\"{x0:.1}\" y=\"{:.1}\" width=\"{:.1}\" \
+             height=\"8\" fill=\"#c62828\"/><text class=\"gaptext\" x=\"{x0:.1}\" y=\"{:.1}\">{n} lost</text></g>",
+            utc(timeline.start + slot as f64 * step),
+            H - BOTTOM - 8.0,
+            (x1 - x0).max(3.0),
+            H - BOTTOM - 12.0
+        );
+    }
     let _ = write!(
         svg,
         "<line class=\"axis\" x1=\"{LEFT}\" x2=\"{LEFT}\" y1=\"{TOP_PAD}\" y2=\"{}\"/>\
@@ -571,6 +628,9 @@ fn rate_chart(id: &str, title: &str, timeline: &Timeline, lines: &[Line], gaps: 
     }
     if !gaps.is_empty() {
         html.push_str("<span><i class=\"gap\" style=\"background:#c62828;opacity:.3;height:10px\"></i>no acknowledgement while events were pending</span>");
+    }
+    if lost.iter().any(|&n| n > 0) {
+        html.push_str("<span><i style=\"background:#c62828;height:8px\"></i>lost events, when they were sent</span>");
     }
     let cut = if peak > y_max {
         format!(
@@ -724,16 +784,20 @@ fn timelines(page: &Page, html: &mut String) {
     let gaps = gaps(&timeline, &page.runs);
     let origins: std::collections::BTreeSet<&str> =
         page.runs.iter().map(|r| r.origin.as_str()).collect();
+    let title = match (page.runs.len(), origins.len()) {
+        (0, _) => "Consumed over time".to_owned(),
+        (1, 1) => "Rate over time".to_owned(),
+        (runs, 1) => format!("Rate over time ({runs} runs of one origin)"),
+        (runs, n) => format!("Rate over time, whole fleet ({runs} runs of {n} origins)"),
+    };
     html.push_str(&rate_chart(
         "rate-fleet",
-        &format!(
-            "Rate over time, whole fleet ({} runs of {} origins)",
-            page.runs.len(),
-            origins.len()
-        ),
+        &title,
         &timeline,
         &lines,
         &gaps,
+        &losses(&timeline, &page.runs),
+        origins.len(),
     ));
     if origins.len() > 1 {
         let ranked = ranked(&page.origins);
@@ -776,6 +840,8 @@ fn timelines(page: &Page, html: &mut String) {
             &timeline,
             &lines,
             &gaps,
+            &[],
+            origins.len(),
         ));
     }
 }
@@ -924,7 +990,7 @@ fn origin_bars(origins: &[OriginRow]) -> String {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
-    let bar_w = W - label_w - 90.0;
+    let bar_w = W - label_w - 180.0;
     let mut svg = format!("<svg id=\"origins-chart\" viewBox=\"0 0 {W} {h}\" role=\"img\"><title>expected against seen per origin</title>");
     for (i, o) in shown.iter().enumerate() {
         let top = 10.0 + row_h * i as f64;
@@ -1072,6 +1138,7 @@ mod tests {
             origin: origin.to_owned(),
             target_rate: 10.0,
             series,
+            lost: vec![],
         }
     }
 
@@ -1138,6 +1205,24 @@ mod tests {
         let html = body(&p);
         assert!(html.contains("data-from=\"10\" data-to=\"30\" data-seconds=\"20\""));
         assert!(html.contains("no acks 20 s"));
+    }
+
+    #[test]
+    fn lost_events_are_marked_when_they_were_sent() {
+        // 10 sent a second; n 25..28 (third second) and 95..100 (tenth) lost.
+        let mut a = run("a", 1000.0, &[10; 10]);
+        a.lost = vec![25..28, 95..100];
+        let timeline = Timeline::of([&a.series.sent].into_iter()).unwrap();
+        let mut expected = vec![0; 10];
+        (expected[2], expected[9]) = (3, 5);
+        assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);
+        // An n past the last sample counts in the last bucket.
+        a.lost = vec![99..103];
+        expected = vec![0; 10];
+        expected[9] = 4;
+        assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);
+        let html = body(&page(vec![a], vec![row("a", 96)]));
+        assert!(html.contains("<g class=\"lossmark\" data-slot=\"9\" data-lost=\"4\">"));
     }
 
     #[test]

@@ -212,7 +212,7 @@ pub fn produce_page(report: &ProduceReport) -> Page {
             ("failed".into(), report.failed),
         ],
         accounting: format!(
-            "{:.1} events/s sent, {:.1} acknowledged/s, target {}; longest stretch without              acknowledgements {} s",
+            "{:.1} events/s sent, {:.1} acknowledged/s, target {}; longest stretch without acknowledgements {:.0} s",
             report.rate,
             report.acked_per_s,
             if report.target_rate > 0.0 {
@@ -226,6 +226,7 @@ pub fn produce_page(report: &ProduceReport) -> Page {
             origin: report.origin.clone(),
             target_rate: report.target_rate,
             series: report.series.clone(),
+            lost: vec![],
         }],
         consumed: vec![],
         origins: vec![OriginRow {
@@ -255,6 +256,7 @@ pub fn run_lines<'a>(
                     origin: origin.clone(),
                     target_rate: r.target_rate.unwrap_or(0.0),
                     series: r.series.clone()?,
+                    lost: r.lost_n.clone(),
                 })
             })
         })

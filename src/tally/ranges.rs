@@ -154,6 +154,30 @@ impl RangeSet {
         self.len += end - start;
     }
 
+    /// The values of `other` that are not in this set, as ranges in order.
+    pub fn missing_of(&self, other: &RangeSet) -> Vec<std::ops::Range<u64>> {
+        let mut missing = Vec::new();
+        for r in other.ranges() {
+            let mut next = r.start;
+            let within = self
+                .ranges
+                .range(..r.end)
+                .rev()
+                .take_while(|(_, &e)| e > r.start)
+                .collect::<Vec<_>>();
+            for (&s, &e) in within.into_iter().rev() {
+                if s > next {
+                    missing.push(next..s);
+                }
+                next = next.max(e);
+            }
+            if next < r.end {
+                missing.push(next..r.end);
+            }
+        }
+        missing
+    }
+
     /// How many values of `other` are in this set too.
     pub fn overlap(&self, other: &RangeSet) -> u64 {
         other
@@ -173,6 +197,29 @@ impl RangeSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_of_lists_what_the_other_set_has_and_this_lacks() {
+        let mut seen = RangeSet::new();
+        for r in [0..10, 12..20, 25..26, 40..50] {
+            seen.insert_range(r);
+        }
+        let mut acked = RangeSet::new();
+        for r in [5..30, 35..45, 60..61] {
+            acked.insert_range(r);
+        }
+        assert_eq!(
+            seen.missing_of(&acked),
+            vec![10..12, 20..25, 26..30, 35..40, 60..61]
+        );
+        let missing: u64 = seen
+            .missing_of(&acked)
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum();
+        assert_eq!(missing, acked.len() - seen.overlap(&acked));
+        assert!(acked.missing_of(&RangeSet::new()).is_empty());
+    }
 
     #[test]
     fn start_and_count_from() {

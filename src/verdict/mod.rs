@@ -269,6 +269,10 @@ pub struct RunVerdict {
     /// Sent, acknowledged and failed over time, from its report.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub series: Option<RunSeries>,
+    /// The `n` lost (acknowledged, never seen), as ranges: where the HTML page marks them on
+    /// the timeline (by when they were sent). Their count is `lost`.
+    #[serde(skip)]
+    pub lost_n: Vec<std::ops::Range<u64>>,
 }
 
 /// Judges one run: what its latest report says against what was seen of it.
@@ -301,6 +305,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
             accounting,
             target_rate: None,
             series: None,
+            lost_n: Vec::new(),
         };
     };
     let acked = from_pairs(&report.acked);
@@ -311,8 +316,12 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
         RunState::Finished => seen.ns.count_from(report.sent),
         RunState::Running => 0,
     };
+    let mut lost_n = Vec::new();
     if scope.whole {
         anomalies.lost = acked.len() - delivered;
+        if anomalies.lost > 0 {
+            lost_n = seen.ns.missing_of(&acked);
+        }
     }
     if let Some(ends) = scope.ends {
         anomalies.truncated = report
@@ -346,6 +355,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
         accounting,
         target_rate: Some(report.target_rate),
         series: Some(report.series.clone()),
+        lost_n,
     }
 }
 
