@@ -1217,7 +1217,7 @@ mod tests {
         (expected[2], expected[9]) = (3, 5);
         assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);
         // An n past the last sample counts in the last bucket.
-        a.lost = vec![99..103];
+        a.lost = [99..103].to_vec();
         expected = vec![0; 10];
         expected[9] = 4;
         assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);
