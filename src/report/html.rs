@@ -1125,6 +1125,7 @@ fn origin_table(origins: &[OriginRow]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Range;
 
     fn run(origin: &str, start: f64, acked: &[u64]) -> RunLine {
         let mut series = RunSeries::new(start);
@@ -1217,7 +1218,10 @@ mod tests {
         (expected[2], expected[9]) = (3, 5);
         assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);
         // An n past the last sample counts in the last bucket.
-        a.lost = [99..103].to_vec();
+        a.lost = vec![Range {
+            start: 99,
+            end: 103,
+        }];
         expected = vec![0; 10];
         expected[9] = 4;
         assert_eq!(losses(&timeline, std::slice::from_ref(&a)), expected);

@@ -582,7 +582,13 @@ mod tests {
         assert_eq!(verdict.origins["a"].anomalies.lost, 10);
         // Which ones, for the page's timeline.
         let run = verdict.origins["a"].runs.values().next().unwrap();
-        assert_eq!(run.lost_n, [90..100]);
+        assert_eq!(
+            run.lost_n,
+            vec![std::ops::Range {
+                start: 90,
+                end: 100
+            }]
+        );
         assert_eq!(verdict.verdict, Verdict::Fail);
         assert_eq!(
             verdict.findings.reasons,
