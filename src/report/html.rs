@@ -131,7 +131,7 @@ table{border-collapse:collapse;width:100%}th,td{padding:3px 8px;border-bottom:1p
 th{position:sticky;top:0;background:#f0f0f0;cursor:pointer;user-select:none}
 td:first-child,th:first-child{text-align:left;white-space:normal;word-break:break-all}
 td.bad{color:#c62828;font-weight:600}pre{white-space:pre-wrap;word-break:break-all;background:#fff;border:1px solid #ddd;padding:8px}
-.lat{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:10px}
+.lat{display:grid;grid-template-columns:repeat(auto-fill,minmax(440px,1fr));gap:10px}
 ";
 
 /// Sorts the origin table by a clicked header (numbers as numbers), and keeps the order when
