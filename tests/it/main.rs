@@ -12,5 +12,6 @@ mod event_format;
 mod faults;
 mod fleet;
 mod http;
+mod pictures;
 mod secrets;
 mod verdicts;
