@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::kafka::config::{client_config, ConnectionSettings};
 use crate::kafka::events::{ClientContext, ClientEvents};
 use crate::kafka::topic::partition_count;
-use crate::live::progress::Progress;
+use crate::live::progress::{self, Progress};
 use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{origin_table, OutputFormat};
 use crate::tally::Reports;
@@ -309,8 +309,18 @@ impl Reading<'_> {
         // While reading, the end is still ahead: loss is judged only in the final report.
         let report = self.report(&self.view);
         let partial = report.partial_assignment;
+        let (of, eta) = match self.options.expect {
+            Some(expect) => (
+                format!("/{expect}"),
+                progress::eta(
+                    expect.saturating_sub(report.consumed),
+                    report.consumed as f64 / report.elapsed_s.max(1e-3),
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
         self.progress.show(&format!(
-            "consumed {}  origins {}  malformed {}  verdict so far: {:?}",
+            "consumed {}{of}  origins {}  malformed {}  verdict so far: {:?}{eta}",
             report.consumed,
             report.origins.len(),
             report.malformed,

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::kafka::config::{client_config, ConnectionSettings};
 use crate::kafka::events::ClientEvents;
 use crate::kafka::topic::{ensure_topic, Connection, TopicSpec};
-use crate::live::progress::Progress;
+use crate::live::progress::{self, Progress};
 use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{FinalReport, Guarantee, ProduceReport};
 use crate::tally::latency::LatencySummary;
@@ -333,6 +333,8 @@ pub fn produce(
         sent: 0,
         progress: Progress::detect(),
         last_send: None,
+        limit: None,
+        end: None,
         series: RunSeries::new(python_timestamp(SystemTime::now())),
         stall: Stall::new(),
         next_publish: Instant::now(),
@@ -377,6 +379,11 @@ struct Run<'a> {
     sent: u64,
     /// When the latest event was handed over.
     last_send: Option<Instant>,
+    /// Events this run will send at most (`--num-messages`, or a paced `--duration`'s), for the
+    /// progress line's ETA.
+    limit: Option<u64>,
+    /// When an unpaced `--duration` run ends, for the ETA.
+    end: Option<Instant>,
     /// Sent, acknowledged and failed over time, for the run reports.
     series: RunSeries,
     /// Whether acknowledgements stopped while events are pending (warned, and /readyz 503).
@@ -399,6 +406,7 @@ impl Run<'_> {
             limit = limit.min(within);
         }
         let end = options.duration.map(|d| self.start + d);
+        (self.limit, self.end) = ((limit < u64::MAX).then_some(limit), end);
         // Delivery reports measure from the context's clock, which started before the topic check.
         let base_us = self
             .start
@@ -536,8 +544,17 @@ impl Run<'_> {
         self.sample_series();
         let report = self.report();
         if self.progress.on_terminal() {
+            let eta = match (self.limit, self.end) {
+                (Some(limit), _) if self.options.rate > 0.0 => {
+                    progress::eta(limit.saturating_sub(self.sent), self.options.rate)
+                }
+                (_, Some(end)) => progress::eta_in(end.saturating_duration_since(now)),
+                (Some(limit), None) => progress::eta(limit.saturating_sub(self.sent), report.rate),
+                (None, None) => String::new(),
+            };
+            let of = self.limit.map_or_else(String::new, |l| format!("/{l}"));
             self.progress.show(&format!(
-                "sent {}  acked {}  failed {}  {:.1} events/s",
+                "sent {}{of}  acked {}  failed {}  {:.1} events/s{eta}",
                 report.sent, report.acked, report.failed, report.rate
             ));
         } else if now >= self.next_log {
