@@ -12,11 +12,10 @@ use std::time::SystemTime;
 
 use rdkafka::message::Message;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::ConnectionSettings;
 use crate::kafka::reader::{read_all, read_to_end, LogEnds};
+use crate::kafka::session::Session;
 use crate::report::{origin_table, OutputFormat};
 use crate::tally::latency::LatencySummary;
 use crate::tally::ranges::RangeSet;
@@ -107,14 +106,10 @@ pub struct VerifyReport {
 
 /// Runs `verify`: read the control topic, read the data topic, judge, then the group and the
 /// aggregation job. Must be called from a blocking thread.
-pub fn verify(
-    settings: &ConnectionSettings,
-    options: &VerifyOptions,
-    shutdown: &CancellationToken,
-) -> Result<VerifyReport> {
+pub fn verify(session: &Session, options: &VerifyOptions) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
-    let (reports, members) = read_control(settings, options, shutdown)?;
-    let (tally, offsets, ends) = read_data(settings, options, shutdown)?;
+    let (reports, members) = read_control(session, options)?;
+    let (tally, offsets, ends) = read_data(session, options)?;
     let read = Read {
         offsets: &offsets,
         ends: &ends,
@@ -148,17 +143,13 @@ pub fn verify(
 /// Every run's latest report and every member's of `--group`, from the control topic. Read
 /// before the data topic, so every event a report calls acknowledged is on the topic by then.
 fn read_control(
-    settings: &ConnectionSettings,
+    session: &Session,
     options: &VerifyOptions,
-    shutdown: &CancellationToken,
 ) -> Result<(Reports, HashMap<String, MemberReport>)> {
     let mut reports = Reports::default();
     let mut members: HashMap<String, MemberReport> = HashMap::new();
-    let found = read_to_end(
-        settings,
-        &options.control_topic,
-        shutdown,
-        |message| match message.payload().and_then(ControlRecord::parse) {
+    let found = read_to_end(session, &options.control_topic, |message| {
+        match message.payload().and_then(ControlRecord::parse) {
             Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
                 keep_latest(&mut reports, report);
             }
@@ -174,8 +165,8 @@ fn read_control(
                 }
             }
             _ => {}
-        },
-    )?;
+        }
+    })?;
     if !found {
         tracing::warn!(
             control_topic = %options.control_topic,
@@ -187,14 +178,13 @@ fn read_control(
 
 /// The data topic from its first offset to its end: the tally and the offsets read.
 fn read_data(
-    settings: &ConnectionSettings,
+    session: &Session,
     options: &VerifyOptions,
-    shutdown: &CancellationToken,
 ) -> Result<(Tally, BTreeMap<i32, RangeSet>, LogEnds)> {
     let mut tally = Tally::new();
     let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
     let now = python_timestamp(SystemTime::now());
-    let found = read_all(settings, &options.topic, shutdown, |message| {
+    let found = read_all(session, &options.topic, |message| {
         tally.record(
             message.payload(),
             run_header(message),
@@ -211,7 +201,7 @@ fn read_data(
     let Some(ends) = found else {
         return Err(Error::TopicMissing {
             topic: options.topic.clone(),
-            waited: settings.connect_timeout,
+            waited: session.connect_timeout(),
         });
     };
     Ok((tally, offsets, ends))
