@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::consume::{consume, ConsumeOptions};
 use crate::error::{Error, ExitCode, Result};
 use crate::kafka::config::ConnectionSettings;
+use crate::kafka::session::Session;
 use crate::kafka::topic::TopicSpec;
 use crate::live::status::Status;
 use crate::produce::{produce, KeyMode, ProduceOptions};
@@ -47,6 +48,8 @@ pub fn run(
         bootstrap_servers: cluster.bootstrap_servers(),
         ..ConnectionSettings::default()
     };
+    // One session per run (each producer, the consumer, verify), as each would be a process.
+    let session = || Session::new(&settings, handle.clone(), shutdown.clone());
     eprintln!(
         "demo: mock Kafka cluster with 3 brokers at {}; 3 producers, 1 consumer, topic {TOPIC}",
         settings.bootstrap_servers
@@ -72,11 +75,10 @@ pub fn run(
                     report_interval: Duration::from_secs(10),
                     control_topic: Some(default_control_topic(TOPIC)),
                 };
-                let settings = &settings;
-                // Each producer has its own status; the endpoint shows the consumer's.
-                scope.spawn(move || {
-                    produce(handle, settings, &options, &Status::default(), shutdown)
-                })
+                let session = &session;
+                // Each producer has its own session and status; the endpoint shows the
+                // consumer's.
+                scope.spawn(move || produce(&session()?, &options, &Status::default()))
             })
             .collect();
         running
@@ -98,9 +100,9 @@ pub fn run(
         report_interval: Duration::from_secs(1),
         output,
     };
-    let consumed = consume(handle, &settings, &options, status, shutdown)?;
+    let consumed = consume(&session()?, &options, status)?;
     let fleet = verify(
-        &settings,
+        &session()?,
         &VerifyOptions {
             topic: TOPIC.to_owned(),
             control_topic: default_control_topic(TOPIC),
@@ -108,7 +110,6 @@ pub fn run(
             group: Some(options.group_id.clone()),
             output,
         },
-        shutdown,
     )?;
     match output {
         OutputFormat::Text => {

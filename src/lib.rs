@@ -12,7 +12,9 @@
 //! `cli` resolves the command line into a [`Plan`] (connection settings plus a mode);
 //! `produce` sends [`event`]s paced by its schedule; `consume` and `verify` feed what they read
 //! into a [`Tally`]; `verdict` judges it ([`Anomalies`], [`Verdict`]); `report` prints it.
-//! [`run`] ties them together for `main`.
+//! [`run`] ties them together for `main`, with one connection session per command
+//! (`kafka::session`: every client of the run is made there and every connection error worded
+//! there).
 
 mod cli;
 mod consume;
@@ -29,7 +31,7 @@ mod wire;
 
 pub use cli::{legacy_flag_beside_subcommand, Cli, LogFormat, Plan};
 pub use error::{Error, ExitCode, Result};
-pub use kafka::config::is_secret_property;
+pub use kafka::config::{parse_override, Override};
 pub use tally::Tally;
 pub use verdict::{Anomalies, Verdict};
 /// The wire contract, for other clients and tests: the event's bytes and identity, the run
@@ -40,8 +42,28 @@ pub use wire::{control, event, RUN_HEADER};
 /// whole-topic reader, the origin this host stamps.
 pub mod testing {
     pub use crate::kafka::config::ConnectionSettings;
-    pub use crate::kafka::reader::read_to_end;
     pub use crate::produce::origin::detect as detect_origin;
+
+    /// Calls `each` for every record of `topic` (the library's own whole-topic reader, as
+    /// `verify` reads), from the start of each partition to its end; `false` if there is no such
+    /// topic, an error once `shutdown` is cancelled. Runs on a runtime of its own.
+    pub fn read_to_end(
+        settings: &ConnectionSettings,
+        topic: &str,
+        shutdown: &tokio_util::sync::CancellationToken,
+        each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+    ) -> crate::Result<bool> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the reader");
+        let session = crate::kafka::session::Session::new(
+            settings,
+            runtime.handle().clone(),
+            shutdown.clone(),
+        )?;
+        crate::kafka::reader::read_to_end(&session, topic, each)
+    }
 }
 
 use std::sync::Arc;
@@ -50,6 +72,7 @@ use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
 use cli::Mode;
+use kafka::session::Session;
 use live::status::Status;
 use report::OutputFormat;
 
@@ -64,16 +87,15 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
         live::http::serve(addr, status.clone(), shutdown.clone()).await?;
     }
     let blocking = move || -> Result<ExitCode> {
+        let session = || Session::new(&plan.settings, handle.clone(), shutdown.clone());
         match plan.mode {
             Mode::Produce(options, output) => {
-                let report =
-                    produce::produce(&handle, &plan.settings, &options, &status, &shutdown)?;
+                let report = produce::produce(&session()?, &options, &status)?;
                 print_report(output, &report, report::produce_text);
                 Ok(report.verdict.exit_code())
             }
             Mode::Consume(options) => {
-                let report =
-                    consume::consume(&handle, &plan.settings, &options, &status, &shutdown)?;
+                let report = consume::consume(&session()?, &options, &status)?;
                 print_report(options.output, &report, report::consume_text);
                 if let Some(file) = html {
                     file.write(&report::consume_page(&report, &options.topic))?;
@@ -81,7 +103,7 @@ pub async fn run(plan: Plan, shutdown: CancellationToken) -> Result<ExitCode> {
                 Ok(report.verdict.exit_code())
             }
             Mode::Verify(options) => {
-                let report = verify::verify(&plan.settings, &options, &shutdown)?;
+                let report = verify::verify(&session()?, &options)?;
                 print_report(options.output, &report, verify::text);
                 if let Some(file) = html {
                     file.write(&verify::page(&report))?;

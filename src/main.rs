@@ -26,17 +26,14 @@ fn main() -> ProcessExitCode {
         );
     }
     if matches.value_source("overrides") == Some(ValueSource::CommandLine) {
-        let secrets = cli.connection.overrides.iter().filter_map(|arg| {
-            let key = arg
-                .split_once('=')
-                .map_or(arg.as_str(), |(key, _)| key)
-                .trim();
-            kafka_test_app::is_secret_property(key).then_some(key)
-        });
-        for key in secrets {
+        let secrets = (cli.connection.overrides.iter())
+            .filter_map(|arg| kafka_test_app::parse_override(arg).ok())
+            .filter(kafka_test_app::Override::is_secret);
+        for secret in secrets {
             tracing::warn!(
-                "-X {key} was given on the command line, where other users of this machine can \
-                 read it; prefer the KTA_X environment variable"
+                "-X {} was given on the command line, where other users of this machine can \
+                 read it; prefer the KTA_X environment variable",
+                secret.key
             );
         }
     }

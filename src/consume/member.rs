@@ -8,10 +8,11 @@ use std::time::{Duration, SystemTime};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::error::{Error, Result};
-use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::error::Result;
+use crate::kafka::events::ClientContext;
+use crate::kafka::session::Session;
 use crate::kafka::topic::partition_count;
 use crate::tally::ranges::RangeSet;
 use crate::tally::{keep_latest, Reports, Tally};
@@ -40,30 +41,20 @@ pub struct ControlLink {
 }
 
 impl ControlLink {
-    /// Connects with the consumer's connection `config` (no group settings in it).
-    pub fn new(
-        config: &ClientConfig,
-        events: &std::sync::Arc<ClientEvents>,
-        topic: &str,
-        data_topic: &str,
-        group: &str,
-    ) -> Result<Self> {
-        let mut writer_config = config.clone();
+    /// Connects with the consumer's session (no group settings of the consumer's own).
+    pub fn new(session: &Session, topic: &str, data_topic: &str, group: &str) -> Result<Self> {
         // A control topic nobody created yet must not hold reports back for minutes.
-        writer_config.set("message.timeout.ms", "30000");
-        let writer = writer_config
-            .create_with_context(ClientContext::new(events.clone()))
-            .map_err(|e| Error::kafka("cannot create the control topic writer", e))?;
-        let mut reader_config = config.clone();
+        let writer = session.client("control topic writer", &[("message.timeout.ms", "30000")])?;
         // librdkafka needs a group id even to read assigned partitions, and looks its
         // coordinator up: one under the consumer's own group name needs no other rights (Charmed
         // Kafka grants a consumer its group prefix only). It commits nothing.
-        reader_config
-            .set("group.id", format!("{group}-control-reader"))
-            .set("enable.auto.commit", "false");
-        let reader = reader_config
-            .create_with_context(ClientContext::new(events.clone()))
-            .map_err(|e| Error::kafka("cannot create the control topic reader", e))?;
+        let reader = session.client(
+            "control topic reader",
+            &[
+                ("group.id", &format!("{group}-control-reader")),
+                ("enable.auto.commit", "false"),
+            ],
+        )?;
         Ok(ControlLink {
             topic: topic.to_owned(),
             data_topic: data_topic.to_owned(),

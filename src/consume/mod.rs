@@ -8,12 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use tokio::runtime::Handle;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::{client_config, ConnectionSettings};
-use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::kafka::events::ClientContext;
+use crate::kafka::session::Session;
 use crate::kafka::topic::partition_count;
 use crate::live::progress::{self, Progress};
 use crate::live::status::{Status, PUBLISH_EVERY};
@@ -68,36 +66,32 @@ pub fn group_id(prefix: &str) -> String {
     format!("{prefix}1")
 }
 
-/// Runs a consumer until `--expect`, `--idle-timeout` or `shutdown`; returns the final report and
+/// Runs a consumer until `--expect`, `--idle-timeout` or the session's shutdown; returns the final report and
 /// publishes the running one to `status` about once a second.
 ///
-/// Must be called from a blocking thread of a tokio runtime (`handle`).
+/// Must be called from a blocking thread of the session's tokio runtime.
 pub fn consume(
-    handle: &Handle,
-    settings: &ConnectionSettings,
+    session: &Session,
     options: &ConsumeOptions,
     status: &Status,
-    shutdown: &CancellationToken,
 ) -> Result<ConsumeReport> {
     let start = Instant::now();
-    let mut config = client_config(settings)?;
-    config
-        .set("group.id", &options.group_id)
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "true")
-        // Offsets are stored by us after an event is tallied, and only then auto-committed.
-        .set("enable.auto.offset.store", "false")
-        // End-of-partition events tell when the consumer has caught up with the topic.
-        .set("enable.partition.eof", "true");
-    let events = ClientEvents::new();
-    let consumer: BaseConsumer<ClientContext> = config
-        .create_with_context(ClientContext::new(events.clone()))
-        .map_err(|e| Error::kafka("cannot create the consumer", e))?;
+    let consumer: BaseConsumer<ClientContext> = session.client(
+        "consumer",
+        &[
+            ("group.id", &options.group_id),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "true"),
+            // Offsets are stored by us after an event is tallied, and only then auto-committed.
+            ("enable.auto.offset.store", "false"),
+            // End-of-partition events tell when the consumer has caught up with the topic.
+            ("enable.partition.eof", "true"),
+        ],
+    )?;
 
     let link = match &options.control_topic {
         Some(topic) => Some(ControlLink::new(
-            &client_config(settings)?,
-            &events,
+            session,
             topic,
             &options.topic,
             &options.group_id,
@@ -106,8 +100,7 @@ pub fn consume(
     };
     let mut reading = Reading {
         consumer: &consumer,
-        events: &events,
-        settings,
+        session,
         options,
         status,
         partitions: 0,
@@ -124,16 +117,14 @@ pub fn consume(
         progress: Progress::detect(),
         consumed_per_s: Series::new(python_timestamp(SystemTime::now())),
     };
-    if let Some(partitions) =
-        wait_for_topic(handle, &consumer, &events, settings, options, shutdown)?
-    {
+    if let Some(partitions) = wait_for_topic(session, &consumer, options)? {
         consumer
             .subscribe(&[&options.topic])
             .map_err(|e| Error::kafka("cannot subscribe", e))?;
         tracing::info!(topic = %options.topic, group = %options.group_id, "consuming");
         reading.partitions = partitions;
         status.set_running(true);
-        let read = reading.read(shutdown);
+        let read = reading.read();
         status.set_running(false);
         read?;
     }
@@ -146,8 +137,8 @@ pub fn consume(
 /// One consumer's reading of the topic.
 struct Reading<'a> {
     consumer: &'a BaseConsumer<ClientContext>,
-    events: &'a ClientEvents,
-    settings: &'a ConnectionSettings,
+    /// The run's connection: its errors end the reading.
+    session: &'a Session,
     options: &'a ConsumeOptions,
     status: &'a Status,
     /// The topic's partition count.
@@ -172,7 +163,7 @@ struct Reading<'a> {
 impl Reading<'_> {
     /// The poll loop: tallies events, stores their offsets, publishes the status and the member
     /// reports, prints the periodic table; returns when a stop condition is met.
-    fn read(&mut self, shutdown: &CancellationToken) -> Result<()> {
+    fn read(&mut self) -> Result<()> {
         let options = self.options;
         let mut next_publish = Instant::now();
         let mut last_activity = Instant::now();
@@ -182,7 +173,7 @@ impl Reading<'_> {
         let mut caught_up = false;
         let mut said_caught_up = false;
         loop {
-            if shutdown.is_cancelled() {
+            if self.session.is_cancelled() {
                 tracing::info!("stopping: signal received");
                 return Ok(());
             }
@@ -229,7 +220,7 @@ impl Reading<'_> {
                 }
                 Some(Err(e)) => {
                     // The client context has already logged it; only a fatal one ends the run.
-                    self.events.check(self.settings)?;
+                    self.session.check()?;
                     tracing::debug!("consumer error: {e}");
                 }
             }
@@ -289,8 +280,9 @@ impl Reading<'_> {
     /// About once a second: stops on a fatal connection error, publishes the status and the
     /// member report; returns whether `--until-complete` is satisfied.
     fn publish(&mut self) -> Result<bool> {
-        self.events.check(self.settings)?;
-        self.status.set_cluster_up(self.events.cluster_up());
+        self.session.check()?;
+        self.status
+            .set_cluster_up(self.session.events().cluster_up());
         self.note_assignment();
         if !self.view.assigned && !self.said_waiting && self.start.elapsed() >= ASSIGNMENT_PATIENCE
         {
@@ -350,7 +342,7 @@ impl Reading<'_> {
     /// Compares a record's offset with the last one polled from its partition since the latest
     /// rebalance: behind it is a nonmonotonic poll, past the next one a skip.
     fn check_poll_order(&mut self, partition: i32, offset: i64) {
-        let generation = self.events.rebalances();
+        let generation = self.session.events().rebalances();
         let last = self.last_polled.insert(partition, (generation, offset));
         match last {
             Some((g, previous)) if g == generation && offset <= previous => {
@@ -507,12 +499,9 @@ fn close(consumer: BaseConsumer<ClientContext>, stop_by: Instant) {
 
 /// Waits until the topic exists; returns its partition count, or `None` when shut down first.
 fn wait_for_topic(
-    handle: &Handle,
+    session: &Session,
     consumer: &BaseConsumer<ClientContext>,
-    events: &ClientEvents,
-    settings: &ConnectionSettings,
     options: &ConsumeOptions,
-    shutdown: &CancellationToken,
 ) -> Result<Option<usize>> {
     let start = Instant::now();
     let mut connected = false;
@@ -521,8 +510,8 @@ fn wait_for_topic(
         // Polling serves librdkafka's error events (authentication, TLS) before the subscription;
         // a zero timeout would serve only one event (a statistics report, say).
         let _ = consumer.poll(POLL);
-        events.check(settings)?;
-        if shutdown.is_cancelled() {
+        session.check()?;
+        if session.is_cancelled() {
             return Ok(None);
         }
         match partition_count(consumer.client(), &options.topic, Duration::from_secs(1)) {
@@ -530,7 +519,7 @@ fn wait_for_topic(
             Some(_) => {
                 connected = true;
                 if !said_waiting {
-                    match &settings.username {
+                    match &session.settings().username {
                         // Kafka hides a topic from a user without DESCRIBE on it.
                         Some(user) => tracing::info!(
                             topic = %options.topic,
@@ -553,16 +542,15 @@ fn wait_for_topic(
                     }
                 }
             }
-            None if !connected && start.elapsed() >= settings.connect_timeout => {
+            None if !connected && start.elapsed() >= session.connect_timeout() => {
                 let _ = consumer.poll(POLL);
-                events.check(settings)?;
-                return Err(events.unreachable(settings));
+                session.check()?;
+                return Err(session.unreachable());
             }
             None => {}
         }
         // Wait for the next look, or for shutdown.
-        let _ = handle
-            .block_on(async { tokio::time::timeout(TOPIC_RETRY, shutdown.cancelled()).await });
+        session.pause(TOPIC_RETRY);
     }
 }
 

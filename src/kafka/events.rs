@@ -28,11 +28,21 @@ pub enum Fatal {
     Tls(String),
 }
 
+/// A transport error librdkafka reported.
+#[derive(Debug, Clone)]
+struct TransportError {
+    /// librdkafka's wording.
+    reason: String,
+    /// Whether it is the all-brokers-down summary, which names no cause.
+    summary: bool,
+}
+
 /// Connection-level events reported by librdkafka, shared by the clients of one run.
 #[derive(Debug, Default)]
 pub struct ClientEvents {
     fatal: Mutex<Option<Fatal>>,
-    last_transport_error: Mutex<Option<String>>,
+    /// The latest transport error, the reason the one error line gives if nothing better is known.
+    last_transport_error: Mutex<Option<TransportError>>,
     cluster_up: AtomicBool,
     /// Whether a broker connection was ever up (until then, transport errors warn once).
     ever_up: AtomicBool,
@@ -77,7 +87,10 @@ impl ClientEvents {
                 self.last_transport_error
                     .lock()
                     .expect("lock")
-                    .get_or_insert_with(|| reason.to_owned());
+                    .get_or_insert_with(|| TransportError {
+                        reason: reason.to_owned(),
+                        summary: true,
+                    });
             }
             _ => {
                 // Before any broker answered, the final error line says it all: warn once.
@@ -87,7 +100,10 @@ impl ClientEvents {
                 } else {
                     tracing::debug!(target: "kafka", "{reason}");
                 }
-                *last = Some(reason.to_owned());
+                *last = Some(TransportError {
+                    reason: reason.to_owned(),
+                    summary: false,
+                });
             }
         }
     }
@@ -134,7 +150,7 @@ impl ClientEvents {
     }
 
     /// The fatal error seen so far, if any, as the error to end the run with.
-    pub fn check(&self, settings: &ConnectionSettings) -> Result<(), Error> {
+    pub(super) fn check(&self, settings: &ConnectionSettings) -> Result<(), Error> {
         let fatal = self.fatal.lock().expect("lock").clone();
         match fatal {
             None => Ok(()),
@@ -153,30 +169,21 @@ impl ClientEvents {
 
     /// The error to report when the cluster could not be reached in time: the latest transport
     /// error, or the failure librdkafka only logged.
-    pub fn unreachable(&self, settings: &ConnectionSettings) -> Error {
-        {
-            let mut last = self.last_transport_error.lock().expect("lock");
-            let summary = last
-                .as_deref()
-                .is_none_or(|l| l.contains("brokers are down"));
-            if summary {
-                if let Some(failure) = self.last_failure_log.lock().expect("lock").clone() {
-                    *last = Some(failure);
-                }
-            }
-        }
+    pub(super) fn unreachable(&self, settings: &ConnectionSettings) -> Error {
+        let last = self.last_transport_error.lock().expect("lock").clone();
+        // A summary ("1/1 brokers are down") gives way to a failure librdkafka only logged.
+        let reason = match last {
+            Some(error) if !error.summary => Some(error.reason),
+            last => (self.last_failure_log.lock().expect("lock").clone())
+                .or(last.map(|error| error.reason)),
+        };
         Error::Unreachable {
             servers: settings.bootstrap_servers.clone(),
             timeout: settings.connect_timeout,
-            reason: self
-                .last_transport_error
-                .lock()
-                .expect("lock")
-                .as_deref()
-                .map_or_else(
-                    || "no broker answered".to_owned(),
-                    |r| format!("{}{}", without_timing(r), closed_hint(r, settings)),
-                ),
+            reason: reason.map_or_else(
+                || "no broker answered".to_owned(),
+                |r| format!("{}{}", without_timing(&r), closed_hint(&r, settings)),
+            ),
         }
     }
 }

@@ -7,11 +7,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::{client_config, ConnectionSettings};
-use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::kafka::events::ClientContext;
+use crate::kafka::session::Session;
 
 /// Where a partition's reading is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,12 +27,11 @@ pub type LogEnds = std::collections::BTreeMap<i32, i64>;
 /// Calls `each` for every record of `topic`, from the start of each partition to its end as it
 /// was when reading began. Returns `false` if the topic does not exist. Nothing is committed.
 pub fn read_to_end(
-    settings: &ConnectionSettings,
+    session: &Session,
     topic: &str,
-    shutdown: &CancellationToken,
     each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<bool> {
-    Ok(read_all(settings, topic, shutdown, each)?.is_some())
+    Ok(read_all(session, topic, each)?.is_some())
 }
 
 /// [`read_to_end`], returning where each partition ended (`None`: no such topic).
@@ -45,32 +43,30 @@ pub fn read_to_end(
 /// lags the log, ahead of records of the same fetch; so reading ends only once the queue has also
 /// stayed quiet for a moment.
 pub fn read_all(
-    settings: &ConnectionSettings,
+    session: &Session,
     topic: &str,
-    shutdown: &CancellationToken,
     mut each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<Option<LogEnds>> {
-    let mut config = client_config(settings)?;
-    config
-        .set("group.id", "kafka-test-app-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        // Bounds what librdkafka prefetches (64 MiB by default), so verifying a large topic
-        // stays within a small, fixed memory budget.
-        .set("queued.max.messages.kbytes", "16384");
-    let events = ClientEvents::new();
-    let consumer: BaseConsumer<ClientContext> = config
-        .create_with_context(ClientContext::new(events.clone()))
-        .map_err(|e| Error::kafka("cannot create the reader", e))?;
+    let consumer: BaseConsumer<ClientContext> = session.client(
+        "reader",
+        &[
+            ("group.id", "kafka-test-app-reader"),
+            ("enable.auto.commit", "false"),
+            ("enable.partition.eof", "true"),
+            // Bounds what librdkafka prefetches (64 MiB by default), so verifying a large topic
+            // stays within a small, fixed memory budget.
+            ("queued.max.messages.kbytes", "16384"),
+        ],
+    )?;
 
-    let deadline = Instant::now() + settings.connect_timeout;
+    let deadline = Instant::now() + session.connect_timeout();
     let metadata = loop {
         let _ = consumer.poll(Duration::from_millis(100));
-        events.check(settings)?;
+        session.check()?;
         match consumer.fetch_metadata(Some(topic), Duration::from_secs(1)) {
             Ok(metadata) => break metadata,
             Err(_) if Instant::now() < deadline => {}
-            Err(_) => return Err(events.unreachable(settings)),
+            Err(_) => return Err(session.unreachable()),
         }
     };
     let Some(partitions) = metadata
@@ -88,7 +84,7 @@ pub fn read_all(
     for partition in partitions {
         // Retried within --connect-timeout: a partition just after a broker restart may have
         // no leader for a few seconds.
-        let deadline = Instant::now() + settings.connect_timeout;
+        let deadline = Instant::now() + session.connect_timeout();
         let (low, high) = loop {
             match consumer.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
                 Ok(marks) => break marks,
@@ -100,7 +96,7 @@ pub fn read_all(
                 }
                 Err(e) => {
                     tracing::debug!("offsets of {topic} partition {partition}: {e}; retrying");
-                    events.check(settings)?;
+                    session.check()?;
                     let _ = consumer.poll(Duration::from_millis(200));
                 }
             }
@@ -118,7 +114,7 @@ pub fn read_all(
         .map_err(|e| Error::kafka("cannot assign", e))?;
 
     while !remaining.is_empty() {
-        if shutdown.is_cancelled() {
+        if session.is_cancelled() {
             return Err(Error::Usage(format!("interrupted before {topic} was read")));
         }
         match consumer.poll(Duration::from_millis(100)) {
@@ -143,7 +139,7 @@ pub fn read_all(
                     }
                 }
             }
-            Some(Err(_)) => events.check(settings)?,
+            Some(Err(_)) => session.check()?,
             None => {}
         }
     }

@@ -6,13 +6,10 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::Client;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientConfig;
-use tokio::runtime::Handle;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::ConnectionSettings;
-use crate::kafka::events::{ClientContext, ClientEvents};
+use crate::kafka::events::ClientContext;
+use crate::kafka::session::Session;
 
 /// How often start-up loops look at connection events and cancellation.
 const STEP: Duration = Duration::from_millis(100);
@@ -28,79 +25,59 @@ pub struct TopicSpec {
     pub replication_factor: i32,
 }
 
-/// What creating a topic needs of the run's connection.
-#[derive(Clone, Copy)]
-pub struct Connection<'a> {
-    /// The runtime the admin client's futures run on.
-    pub handle: &'a Handle,
-    /// The client configuration the run's clients were made from (for the admin client).
-    pub config: &'a ClientConfig,
-    /// The run's connection events, which end start-up on a fatal error.
-    pub events: &'a std::sync::Arc<ClientEvents>,
-    /// The settings, for timeouts and error messages.
-    pub settings: &'a ConnectionSettings,
-}
-
-/// Creates the topic unless `client` (connected with the same settings) sees it already.
+/// Creates the topic unless `client` (connected with the session's settings) sees it already.
 /// `poll_events` must serve that client's error events (the admin client's own are not served),
 /// so that wrong credentials end start-up at once. Returns `false` when shut down first.
 pub fn ensure_topic<C: rdkafka::ClientContext>(
-    connection: Connection<'_>,
+    session: &Session,
     client: &Client<C>,
     spec: &TopicSpec,
     poll_events: impl Fn(),
-    shutdown: &CancellationToken,
 ) -> Result<bool> {
-    let Connection {
-        handle,
-        config,
-        events,
-        settings,
-    } = connection;
     // Users without the right to create topics can still produce to an existing one, and
     // librdkafka's mock cluster has no CreateTopics: look first.
-    let found = topic_exists(client, &spec.name, settings.connect_timeout.min(STEP * 20));
+    let timeout = session.connect_timeout();
+    let found = topic_exists(client, &spec.name, timeout.min(STEP * 20));
     poll_events();
-    events.check(settings)?;
+    session.check()?;
     if found == Some(true) {
         tracing::info!(topic = %spec.name, "topic exists");
         return Ok(true);
     }
-    let admin: AdminClient<ClientContext> = config
-        .create_with_context(ClientContext::new(events.clone()))
-        .map_err(|e| Error::kafka("cannot create the admin client", e))?;
+    let admin: AdminClient<ClientContext> = session.client("admin client", &[])?;
     let new_topic = NewTopic::new(
         &spec.name,
         spec.partitions,
         TopicReplication::Fixed(spec.replication_factor),
     );
     let options = AdminOptions::new()
-        .request_timeout(Some(settings.connect_timeout))
-        .operation_timeout(Some(settings.connect_timeout));
+        .request_timeout(Some(timeout))
+        .operation_timeout(Some(timeout));
     let mut request = pin!(admin.create_topics([&new_topic], &options));
-    let deadline = Instant::now() + settings.connect_timeout;
+    let deadline = Instant::now() + timeout;
     let result = loop {
         poll_events();
-        events.check(settings)?;
-        if shutdown.is_cancelled() {
+        session.check()?;
+        if session.is_cancelled() {
             return Ok(false);
         }
-        if let Ok(result) =
-            handle.block_on(async { tokio::time::timeout(STEP, request.as_mut()).await })
+        if let Ok(result) = session
+            .handle()
+            .block_on(async { tokio::time::timeout(STEP, request.as_mut()).await })
         {
             break result;
         }
         if Instant::now() >= deadline {
-            return Err(events.unreachable(settings));
+            return Err(session.unreachable());
         }
     };
     let outcome = match result {
         Ok(mut results) => results.pop().map(|r| r.map_err(|(_, code)| code)),
         Err(e) => {
             poll_events();
-            events.check(settings)?;
+            session.check()?;
             tracing::debug!("create topics: {e}");
-            return Err(events.unreachable(settings));
+            return Err(session.unreachable());
         }
     };
     match outcome {

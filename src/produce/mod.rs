@@ -9,7 +9,7 @@ pub mod origin;
 pub mod rate;
 pub mod stall;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
@@ -21,13 +21,11 @@ use rdkafka::producer::{
 };
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
-use tokio::runtime::Handle;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::{client_config, ConnectionSettings};
-use crate::kafka::events::ClientEvents;
-use crate::kafka::topic::{ensure_topic, Connection, TopicSpec};
+use crate::kafka::config::ConnectionSettings;
+use crate::kafka::session::Session;
+use crate::kafka::topic::{ensure_topic, TopicSpec};
 use crate::live::progress::{self, Progress};
 use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{FinalReport, Guarantee, ProduceReport};
@@ -110,29 +108,29 @@ struct Deliveries {
 
 /// librdkafka context of the producer: connection events and delivery reports.
 struct DeliveryContext {
-    events: Arc<ClientEvents>,
+    /// The run's connection: its events are fed from here, its settings word the errors.
+    session: Session,
     /// Why run reports are off, once the control topic refused one.
     control_failure: Mutex<Option<String>>,
     /// How the latest run report's delivery ended: `Some(true)` acknowledged.
     last_control: Mutex<Option<bool>>,
-    /// The control topic and the connection, to word that.
+    /// The control topic, to word that.
     control_topic: Option<String>,
-    settings: ConnectionSettings,
     start: Instant,
     deliveries: Mutex<Deliveries>,
 }
 
 impl RdClientContext for DeliveryContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.events.on_error(&error, reason);
+        self.session.events().on_error(&error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
-        self.events.on_stats(&statistics);
+        self.session.events().on_stats(&statistics);
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
-        self.events.on_log(level, facility, message);
+        self.session.events().on_log(level, facility, message);
     }
 }
 
@@ -153,7 +151,8 @@ impl ProducerContext for DeliveryContext {
                     let mut failure = self.control_failure.lock().expect("lock");
                     if failure.is_none() {
                         let topic = self.control_topic.as_deref().unwrap_or("-");
-                        let off = reports_off(topic, &self.settings, &error.to_string(), true);
+                        let off =
+                            reports_off(topic, self.session.settings(), &error.to_string(), true);
                         tracing::warn!("{off}");
                         *failure = Some(off);
                     }
@@ -224,18 +223,17 @@ fn reports_off(
     )
 }
 
-/// Runs a producer until its limit, its duration or `shutdown`; returns the final report and
-/// publishes progress to `status` about once a second.
+/// Runs a producer until its limit, its duration or the session's shutdown; returns the final
+/// report and publishes progress to `status` about once a second.
 ///
-/// Must be called from a blocking thread of a tokio runtime (`handle`).
+/// Must be called from a blocking thread of the session's tokio runtime.
 pub fn produce(
-    handle: &Handle,
-    settings: &ConnectionSettings,
+    session: &Session,
     options: &ProduceOptions,
     status: &Status,
-    shutdown: &CancellationToken,
 ) -> Result<ProduceReport> {
-    let mut config = client_config(settings)?;
+    let settings = session.settings();
+    let mut config = session.config();
     if options.rate > 0.0 && 1.0 / options.rate > 3600.0 {
         let every = Duration::try_from_secs_f64(1.0 / options.rate).map_or_else(
             |_| "never".to_owned(),
@@ -246,7 +244,6 @@ pub fn produce(
             options.rate
         );
     }
-    let events = ClientEvents::new();
     // The guarantee this tool is for, unless the user chose another with -X (the report says
     // which one was in force).
     for (key, value) in [("enable.idempotence", "true"), ("acks", "all")] {
@@ -259,11 +256,10 @@ pub fn produce(
         idempotence: config.get("enable.idempotence") == Some("true"),
     };
     let context = DeliveryContext {
-        events: events.clone(),
+        session: session.clone(),
         control_failure: Mutex::new(None),
         last_control: Mutex::new(None),
         control_topic: options.control_topic.clone(),
-        settings: settings.clone(),
         start: Instant::now(),
         deliveries: Mutex::new(Deliveries {
             acked: RangeSet::new(),
@@ -274,23 +270,12 @@ pub fn produce(
             acked_high: Vec::new(),
         }),
     };
-    let producer: BaseProducer<DeliveryContext> = config
-        .create_with_context(context)
-        .map_err(|e| Error::kafka("cannot create the producer", e))?;
+    let producer: BaseProducer<DeliveryContext> =
+        session.client_with("producer", &config, context)?;
 
-    let connection = Connection {
-        handle,
-        config: &config,
-        events: &events,
-        settings,
-    };
-    let proceed = ensure_topic(
-        connection,
-        producer.client(),
-        &options.topic,
-        || producer.poll(Duration::ZERO),
-        shutdown,
-    )?;
+    let proceed = ensure_topic(session, producer.client(), &options.topic, || {
+        producer.poll(Duration::ZERO)
+    })?;
     let control = match (&options.control_topic, proceed) {
         (Some(topic), true) => {
             let spec = TopicSpec {
@@ -298,13 +283,9 @@ pub fn produce(
                 partitions: 1,
                 replication_factor: options.topic.replication_factor,
             };
-            match ensure_topic(
-                connection,
-                producer.client(),
-                &spec,
-                || producer.poll(Duration::ZERO),
-                shutdown,
-            ) {
+            match ensure_topic(session, producer.client(), &spec, || {
+                producer.poll(Duration::ZERO)
+            }) {
                 Ok(_) => Some(topic.as_str()),
                 Err(e @ (Error::Authentication { .. } | Error::Tls { .. })) => return Err(e),
                 Err(e) => {
@@ -320,7 +301,7 @@ pub fn produce(
     };
     let mut run = Run {
         producer: &producer,
-        settings,
+        session,
         options,
         status,
         control,
@@ -348,7 +329,7 @@ pub fn produce(
             "producing"
         );
         status.set_running(true);
-        let sent = run.send_all(shutdown);
+        let sent = run.send_all();
         status.set_running(false);
         sent?;
     }
@@ -358,7 +339,8 @@ pub fn produce(
 /// One producer run: the state the send loop, the waits and the reports share.
 struct Run<'a> {
     producer: &'a BaseProducer<DeliveryContext>,
-    settings: &'a ConnectionSettings,
+    /// The run's connection: its errors end the run, its shutdown stops sending.
+    session: &'a Session,
     options: &'a ProduceOptions,
     status: &'a Status,
     /// Where run reports go, if anywhere.
@@ -394,8 +376,8 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// Sends events until a limit is reached or `shutdown`.
-    fn send_all(&mut self, shutdown: &CancellationToken) -> Result<()> {
+    /// Sends events until a limit is reached or the run is told to stop.
+    fn send_all(&mut self) -> Result<()> {
         let options = self.options;
         let producer = self.producer;
         self.start = Instant::now();
@@ -419,7 +401,7 @@ impl Run<'_> {
         let run_key = event::run_key(&run_id);
         self.write_run_report(RunState::Running);
 
-        while self.sent < limit && !shutdown.is_cancelled() {
+        while self.sent < limit && !self.session.is_cancelled() {
             let now = Instant::now();
             if now >= self.next_publish {
                 self.publish(now)?;
@@ -427,7 +409,7 @@ impl Run<'_> {
             let scheduled = if paced {
                 let due = schedule.due(self.sent);
                 if due > now {
-                    self.wait_until(due, shutdown)?;
+                    self.wait_until(due)?;
                     continue;
                 }
                 due - self.start
@@ -482,10 +464,10 @@ impl Run<'_> {
     }
 
     /// Waits until `due`, serving delivery reports meanwhile; returns early on shutdown.
-    fn wait_until(&mut self, due: Instant, shutdown: &CancellationToken) -> Result<()> {
+    fn wait_until(&mut self, due: Instant) -> Result<()> {
         loop {
             let now = Instant::now();
-            if now >= due || shutdown.is_cancelled() {
+            if now >= due || self.session.is_cancelled() {
                 return Ok(());
             }
             if now >= self.next_publish {
@@ -509,9 +491,9 @@ impl Run<'_> {
     /// progress every `--report-interval`.
     fn publish(&mut self, now: Instant) -> Result<()> {
         self.next_publish = now + PUBLISH_EVERY;
-        let events = &self.producer.context().events;
-        events.check(self.settings)?;
-        self.status.set_cluster_up(events.cluster_up());
+        self.session.check()?;
+        self.status
+            .set_cluster_up(self.session.events().cluster_up());
         let settled = {
             let deliveries = self.producer.context().deliveries.lock().expect("lock");
             deliveries.acked.len() + deliveries.failed.len()

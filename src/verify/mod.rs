@@ -12,11 +12,10 @@ use std::time::SystemTime;
 
 use rdkafka::message::Message;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::kafka::config::ConnectionSettings;
 use crate::kafka::reader::{read_all, read_to_end, LogEnds};
+use crate::kafka::session::Session;
 use crate::report::html::{Latency, OriginRow, Page};
 use crate::report::{self, origin_table, OutputFormat};
 use crate::tally::latency::LatencySummary;
@@ -76,7 +75,9 @@ pub struct GroupVerdict {
     /// That merged histogram (microseconds), for the HTML page.
     #[serde(skip)]
     pub latency_us: Option<Histogram<u64>>,
-    /// Events the members consumed over time, summed.
+    /// Each member's events consumed over time, from its latest report: drawn on the HTML
+    /// page as their sum (each member report carries its own in the control topic).
+    #[serde(skip)]
     pub consumed_per_s: Vec<Series>,
 }
 
@@ -117,27 +118,127 @@ pub struct VerifyReport {
 
 /// Runs `verify`: read the control topic, read the data topic, judge, then the group and the
 /// aggregation job. Must be called from a blocking thread.
-pub fn verify(
-    settings: &ConnectionSettings,
-    options: &VerifyOptions,
-    shutdown: &CancellationToken,
-) -> Result<VerifyReport> {
+pub fn verify(session: &Session, options: &VerifyOptions) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
-    let (reports, members) = read_control(settings, options, shutdown)?;
-    let (tally, offsets, ends) = read_data(settings, options, shutdown)?;
-    let read = Read {
-        offsets: &offsets,
-        ends: &ends,
+    let control = read_control(session, options)?;
+    let data = read_data(session, options)?;
+    Ok(assess(options, &control, &data, job))
+}
+
+/// What the control topic says: every run's latest report, and every member's of `--group`.
+#[derive(Debug, Default)]
+struct Control {
+    /// The latest report of every producer run of the data topic.
+    reports: Reports,
+    /// The latest report of every member of `--group`, by member id.
+    members: HashMap<String, MemberReport>,
+}
+
+impl Control {
+    /// Takes one control record (others' topics and groups, and what does not parse, aside).
+    fn take(&mut self, payload: Option<&[u8]>, options: &VerifyOptions) {
+        match payload.and_then(ControlRecord::parse) {
+            Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
+                keep_latest(&mut self.reports, report);
+            }
+            Some(ControlRecord::ConsumerMember(member))
+                if member.topic == options.topic
+                    && options.group.as_ref() == Some(&member.group) =>
+            {
+                let newer = (self.members.get(&member.member))
+                    .is_none_or(|known| known.updated <= member.updated);
+                if newer {
+                    self.members.insert(member.member.clone(), member);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the data topic holds, from each partition's first offset to its end.
+#[derive(Debug, Default)]
+struct Data {
+    /// The events counted by origin and run.
+    tally: Tally,
+    /// The offsets read of each partition.
+    offsets: BTreeMap<i32, RangeSet>,
+    /// Where each partition ended when reading began.
+    ends: LogEnds,
+}
+
+impl Data {
+    /// Takes one record of the data topic; `now` is the reader's clock, for future timestamps.
+    fn take(
+        &mut self,
+        payload: Option<&[u8]>,
+        run: Option<&[u8]>,
+        partition: i32,
+        offset: i64,
+        now: f64,
+    ) {
+        self.tally.record(payload, run, partition, now);
+        if let Ok(offset) = u64::try_from(offset) {
+            self.offsets.entry(partition).or_default().insert(offset);
+        }
+    }
+}
+
+/// Every run's latest report and every member's of `--group`, from the control topic. Read
+/// before the data topic, so every event a report calls acknowledged is on the topic by then.
+fn read_control(session: &Session, options: &VerifyOptions) -> Result<Control> {
+    let mut control = Control::default();
+    let found = read_to_end(session, &options.control_topic, |message| {
+        control.take(message.payload(), options)
+    })?;
+    if !found {
+        tracing::warn!(
+            control_topic = %options.control_topic,
+            "no control topic: no run reports, so loss at the tail of a run cannot be seen"
+        );
+    }
+    Ok(control)
+}
+
+/// The data topic from its first offset to its end: the tally and the offsets read.
+fn read_data(session: &Session, options: &VerifyOptions) -> Result<Data> {
+    let mut data = Data::default();
+    let now = python_timestamp(SystemTime::now());
+    let found = read_all(session, &options.topic, |message| {
+        let (partition, offset) = (message.partition(), message.offset());
+        data.take(
+            message.payload(),
+            run_header(message),
+            partition,
+            offset,
+            now,
+        );
+    })?;
+    let Some(ends) = found else {
+        return Err(Error::TopicMissing {
+            topic: options.topic.clone(),
+            waited: session.connect_timeout(),
+        });
     };
-    let mut report = judge(
-        &options.topic,
-        &options.control_topic,
-        &tally,
-        &reports,
-        read,
-    );
+    data.ends = ends;
+    Ok(data)
+}
+
+/// The verdict on what was read: the runs against the topic, then the group, then the job.
+fn assess(
+    options: &VerifyOptions,
+    control: &Control,
+    data: &Data,
+    job: Option<Vec<against::JobRow>>,
+) -> VerifyReport {
+    let read = Read {
+        offsets: &data.offsets,
+        ends: &data.ends,
+    };
+    let (topic, control_topic) = (&options.topic, &options.control_topic);
+    let mut report = judge(topic, control_topic, &data.tally, &control.reports, read);
     if let Some(group) = &options.group {
-        let verdict = judge_group(group, &members, &offsets);
+        let verdict = judge_group(group, &control.members, &data.offsets);
         group_findings(&verdict, options, &mut report.findings);
         report.group = Some(verdict);
     }
@@ -152,79 +253,7 @@ pub fn verify(
         report.against = Some(AgainstReport { rows, unlisted });
     }
     report.verdict = report.findings.verdict();
-    Ok(report)
-}
-
-/// Every run's latest report and every member's of `--group`, from the control topic. Read
-/// before the data topic, so every event a report calls acknowledged is on the topic by then.
-fn read_control(
-    settings: &ConnectionSettings,
-    options: &VerifyOptions,
-    shutdown: &CancellationToken,
-) -> Result<(Reports, HashMap<String, MemberReport>)> {
-    let mut reports = Reports::default();
-    let mut members: HashMap<String, MemberReport> = HashMap::new();
-    let found = read_to_end(
-        settings,
-        &options.control_topic,
-        shutdown,
-        |message| match message.payload().and_then(ControlRecord::parse) {
-            Some(ControlRecord::ProducerRun(report)) if report.topic == options.topic => {
-                keep_latest(&mut reports, report);
-            }
-            Some(ControlRecord::ConsumerMember(member))
-                if member.topic == options.topic
-                    && options.group.as_ref() == Some(&member.group) =>
-            {
-                let newer = members
-                    .get(&member.member)
-                    .is_none_or(|known| known.updated <= member.updated);
-                if newer {
-                    members.insert(member.member.clone(), member);
-                }
-            }
-            _ => {}
-        },
-    )?;
-    if !found {
-        tracing::warn!(
-            control_topic = %options.control_topic,
-            "no control topic: no run reports, so loss at the tail of a run cannot be seen"
-        );
-    }
-    Ok((reports, members))
-}
-
-/// The data topic from its first offset to its end: the tally and the offsets read.
-fn read_data(
-    settings: &ConnectionSettings,
-    options: &VerifyOptions,
-    shutdown: &CancellationToken,
-) -> Result<(Tally, BTreeMap<i32, RangeSet>, LogEnds)> {
-    let mut tally = Tally::new();
-    let mut offsets: BTreeMap<i32, RangeSet> = BTreeMap::new();
-    let now = python_timestamp(SystemTime::now());
-    let found = read_all(settings, &options.topic, shutdown, |message| {
-        tally.record(
-            message.payload(),
-            run_header(message),
-            message.partition(),
-            now,
-        );
-        if let Ok(offset) = u64::try_from(message.offset()) {
-            offsets
-                .entry(message.partition())
-                .or_default()
-                .insert(offset);
-        }
-    })?;
-    let Some(ends) = found else {
-        return Err(Error::TopicMissing {
-            topic: options.topic.clone(),
-            waited: settings.connect_timeout,
-        });
-    };
-    Ok((tally, offsets, ends))
+    report
 }
 
 /// Why the group's consumption fails, if it does.
@@ -517,6 +546,62 @@ mod tests {
     /// Run ids as the producer makes them (32 hex digits).
     const R1: &str = "11111111111111111111111111111111";
     const R2: &str = "22222222222222222222222222222222";
+
+    /// One record of a recorded topic (tests/data/recorded-run).
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        partition: i32,
+        offset: i64,
+        run: Option<String>,
+        value: String,
+    }
+
+    fn recorded(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/recorded-run")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn records(name: &str) -> Vec<Recorded> {
+        let text = recorded(name);
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// A real run recorded on Apache Kafka (two producers, one group member) judged again prints
+    /// the very bytes `verify` printed when it was recorded, JSON and text.
+    #[test]
+    fn a_recorded_run_gives_the_recorded_report() {
+        let options = VerifyOptions {
+            topic: "rec".into(),
+            control_topic: "rec-kta-control".into(),
+            against: None,
+            group: Some("rec-g1".into()),
+            output: OutputFormat::Json,
+        };
+        let mut control = Control::default();
+        for record in records("control.jsonl") {
+            control.take(Some(record.value.as_bytes()), &options);
+        }
+        let mut data = Data::default();
+        // Any reader's clock after the run (no event is then stamped in the future).
+        let now = 2_000_000_000.0;
+        for r in records("data.jsonl") {
+            let run = r.run.as_deref().map(str::as_bytes);
+            data.take(Some(r.value.as_bytes()), run, r.partition, r.offset, now);
+        }
+        data.ends = serde_json::from_str(&recorded("ends.json")).unwrap();
+        assert_eq!(data.tally.consumed(), 800);
+
+        let report = assess(&options, &control, &data, None);
+        assert_eq!(
+            crate::report::to_json(&report),
+            recorded("verify.json").trim_end()
+        );
+        assert_eq!(text(&report), recorded("verify.txt"));
+    }
 
     fn value(origin: &str, run: &str, n: u64) -> Vec<u8> {
         EventEncoder::new(origin)

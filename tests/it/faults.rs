@@ -180,29 +180,33 @@ struct Cut {
 
 impl Cut {
     fn off(node: &str) -> Cut {
-        let cut = Cut {
-            address: format!("127.0.0.{node}"),
-        };
-        cut.iptables("-I");
-        cut
-    }
-
-    fn iptables(&self, action: &str) {
-        let status = std::process::Command::new("iptables")
-            .args(["-w", action, "INPUT", "-d", &self.address, "-j", "DROP"])
-            .status()
-            .expect("iptables (apt-get install iptables)");
+        let address = format!("127.0.0.{node}");
         assert!(
-            status.success(),
-            "iptables {action} INPUT -d {}",
-            self.address
+            drop_rule("-I", &address),
+            "iptables -I INPUT -d {address} -j DROP"
         );
+        Cut { address }
     }
+}
+
+/// Inserts (`-I`) or deletes (`-D`) the rule dropping every packet to `address`; whether it worked.
+fn drop_rule(action: &str, address: &str) -> bool {
+    std::process::Command::new("iptables")
+        .args(["-w", action, "INPUT", "-d", address, "-j", "DROP"])
+        .status()
+        .expect("iptables (scripts/install-test-deps installs it)")
+        .success()
 }
 
 impl Drop for Cut {
     fn drop(&mut self) {
-        self.iptables("-D");
+        let removed = drop_rule("-D", &self.address);
+        // No second panic while a failed test unwinds.
+        assert!(
+            removed || std::thread::panicking(),
+            "iptables -D INPUT -d {} -j DROP",
+            self.address
+        );
     }
 }
 
