@@ -1,7 +1,7 @@
 // Pictures of a run, in a real browser: Debian's chromium, driven by playwright-core.
 //
 // A real run feeds them: a one-node Apache Kafka (scripts/kafka), three producers of the real
-// binary at 20 events/s for 40 s (one origin carries a <script> tag), a consumer serving its live
+// binary at 20 events/s for 50 s (one origin carries a <script> tag), a consumer serving its live
 // page, and the broker stopped (SIGSTOP) for 20 s in the middle. The test keeps its own ground
 // truth: when it stopped and resumed the broker, how many events each producer was asked for.
 // Then, in the browser:
@@ -35,9 +35,12 @@ const KAFKA_DIR = path.join(WORK, "kafka");
 const TOPIC = "pictures";
 const GROUP_PREFIX = "pictures-";
 const RATE = 20;
-const DURATION_S = 40;
+const DURATION_S = 50;
 const PER_PRODUCER = RATE * DURATION_S;
+// The stop begins once the live pages are checked, at 10 s at the earliest and 25 s at the latest
+// (so that it ends well before the producers do).
 const STOP_AFTER_MS = 10_000;
+const STOP_BY_MS = 25_000;
 const STOPPED_MS = 20_000;
 const ORIGINS = [
   "kafka-test-app-0 (10.1.29.185)",
@@ -221,8 +224,10 @@ function assertStopShown(chart, counts, what) {
   const zeroFrom = chart.start + zeros.from * chart.step;
   const zeroTo = chart.start + zeros.to * chart.step;
   console.log(`${what}: ${seconds} s of zeros from ${new Date(zeroFrom * 1000).toISOString()}; broker stopped ${new Date(truth.stoppedAt).toISOString()} to ${new Date(truth.resumedAt).toISOString()}`);
-  assert.ok(seconds >= STOPPED_MS / 1000 - 3 && seconds <= STOPPED_MS / 1000 + 8, `${what}: a ${seconds} s stretch of zeros`);
-  assert.ok(Math.abs(zeroFrom * 1000 - truth.stoppedAt) <= 3000, `${what}: zeros begin when the broker stopped`);
+  // Counts are sampled about once a second (later on a busy machine): the zeros begin within a
+  // few seconds of the stop and end within a few of the resumption.
+  assert.ok(seconds >= STOPPED_MS / 1000 - 4 && seconds <= STOPPED_MS / 1000 + 8, `${what}: a ${seconds} s stretch of zeros`);
+  assert.ok(Math.abs(zeroFrom * 1000 - truth.stoppedAt) <= 4000, `${what}: zeros begin when the broker stopped`);
   assert.ok(zeroTo * 1000 >= truth.resumedAt - 2000 && zeroTo * 1000 <= truth.resumedAt + 8000, `${what}: zeros end after it resumed`);
   return zeros;
 }
@@ -242,15 +247,16 @@ test("a 3-origin run with the broker stopped for 20 s, seen live and in the repo
     ),
   );
   const producing = Date.now();
-  // The fault, on its own schedule: the only broker frozen for 20 s.
-  const fault = (async () => {
-    await sleep(STOP_AFTER_MS);
+  // The fault, once the live pages are checked while producing: the only broker frozen for 20 s.
+  const freeze = async () => {
+    await sleep(Math.max(0, producing + STOP_AFTER_MS - Date.now()));
+    assert.ok(Date.now() - producing <= STOP_BY_MS, "the live pages were checked in time for the stop");
     execFileSync(path.join(ROOT, "scripts/kafka"), ["stop", "1", "--dir", KAFKA_DIR]);
     truth.stoppedAt = Date.now();
     await sleep(STOPPED_MS);
     execFileSync(path.join(ROOT, "scripts/kafka"), ["cont", "1", "--dir", KAFKA_DIR]);
     truth.resumedAt = Date.now();
-  })();
+  };
 
   await t.test("the consumer's live page updates every second and draws its report", async () => {
     const { page, errors, requests } = await open(`http://127.0.0.1:${consumerPort}/`);
@@ -262,7 +268,6 @@ test("a 3-origin run with the broker stopped for 20 s, seen live and in the repo
       const d = await drawn(page);
       return d.updates >= first.updates + 3 && d;
     });
-    assert.ok(Date.now() - producing < STOP_AFTER_MS, "checked while producing (before the stop)");
     assert.ok(later.totals.consumed > first.totals.consumed, `consumed grew: ${first.totals.consumed} -> ${later.totals.consumed}`);
     // What is drawn is the report it was drawn from.
     assert.equal(later.totals.consumed, later.json.consumed);
@@ -290,7 +295,7 @@ test("a 3-origin run with the broker stopped for 20 s, seen live and in the repo
     await page.close();
   });
 
-  await fault;
+  await freeze();
   const produced = await Promise.all(producers.map((p) => p.done));
   for (const [i, p] of produced.entries()) {
     assert.equal(p.code, 0, `producer ${i}: ${p.stderr}`);
