@@ -273,8 +273,11 @@ fn is_bad(key: &str) -> bool {
 /// widest series' buckets.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Timeline {
+    /// The earliest start of a series drawn (seconds since the epoch).
     start: f64,
+    /// The width of a bucket: the widest series' (a coarsened series is never split).
     step_s: u64,
+    /// Buckets up to the latest end of a series drawn.
     len: usize,
 }
 
@@ -324,8 +327,11 @@ impl Timeline {
 /// acknowledged or failed.
 #[derive(Debug, Clone, PartialEq)]
 struct Gap {
+    /// The first bucket without acknowledgements.
     from: usize,
+    /// The bucket after the last one.
     to: usize,
+    /// The origins whose runs had nothing acknowledged then (each once).
     origins: Vec<String>,
 }
 
@@ -427,12 +433,16 @@ fn losses(timeline: &Timeline, runs: &[RunLine]) -> Vec<u64> {
 
 /// One line of a chart: per-bucket counts, drawn as a rate (count / bucket width).
 struct Line {
+    /// The legend's words (an origin for per-origin lines).
     name: String,
     /// What the line is, for tests and styles: `target`, `sent`, `acked`, `failed`,
     /// `consumed`, `origin-acked`.
     kind: &'static str,
+    /// Its stroke.
     color: &'static str,
+    /// Dashed (the target, which is asked for rather than measured).
     dashed: bool,
+    /// Events per bucket of the chart's timeline.
     counts: Vec<f64>,
 }
 
