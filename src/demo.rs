@@ -17,7 +17,7 @@ use crate::kafka::config::ConnectionSettings;
 use crate::kafka::session::Session;
 use crate::kafka::topic::TopicSpec;
 use crate::live::status::Status;
-use crate::produce::{produce, KeyMode, ProduceOptions};
+use crate::produce::{produce, KeyMode, ProduceOptions, Workload};
 use crate::report::{self, OutputFormat};
 use crate::verdict::Verdict;
 use crate::verify::{verify, VerifyOptions};
@@ -71,6 +71,7 @@ pub fn run(
                     duration: None,
                     origin: format!("kafka-test-app-{i} (demo)"),
                     key: KeyMode::None,
+                    workload: Workload::default(),
                     flush_timeout: Duration::from_secs(10),
                     report_interval: Duration::from_secs(10),
                     control_topic: Some(default_control_topic(TOPIC)),
@@ -99,6 +100,7 @@ pub fn run(
         idle_timeout: Some(Duration::from_secs(30)),
         report_interval: Duration::from_secs(1),
         output,
+        isolation: Default::default(),
     };
     let consumed = consume(&session()?, &options, status)?;
     let fleet = verify(
@@ -109,6 +111,7 @@ pub fn run(
             against: None,
             group: Some(options.group_id.clone()),
             output,
+            isolation: Default::default(),
         },
     )?;
     match output {

@@ -12,10 +12,12 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::consume::{group_id, ConsumeOptions};
 use crate::error::{Error, Result};
 use crate::kafka::config::{
-    parse_override, ConnectionSettings, Override, SaslMechanism, Secret, SecurityProtocol,
+    parse_override, ConnectionSettings, Isolation, Override, SaslMechanism, Secret,
+    SecurityProtocol,
 };
 use crate::kafka::topic::TopicSpec;
-use crate::produce::{KeyMode, ProduceOptions};
+use crate::produce::rate::Phase;
+use crate::produce::{ClockOffset, Compression, KeyMode, ProduceOptions, Transactions, Workload};
 use crate::report::OutputFormat;
 use crate::verify::VerifyOptions;
 use crate::wire::control::default_control_topic;
@@ -174,7 +176,7 @@ pub struct ConnectionArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Send test events at an exact rate and report what the broker acknowledged.
-    Produce(ProduceArgs),
+    Produce(Box<ProduceArgs>),
     /// Consume test events, count them by origin and verify them.
     Consume(ConsumeArgs),
     /// Check the whole fleet: every producer run's acknowledged events against the topic.
@@ -206,6 +208,11 @@ pub struct VerifyArgs {
     /// Also write the report as one self-contained HTML page (charts, every origin, the JSON).
     #[arg(long, env = "KTA_HTML", value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    /// read_committed: an event of an aborted transaction read is an aborted read (a failure);
+    /// read_uncommitted: such events are expected and counted apart.
+    #[arg(long, env = "KTA_ISOLATION", default_value = "read_committed", value_parser = parse_isolation)]
+    pub isolation: Isolation,
 
     /// Report format on stdout.
     #[arg(long, short = 'o', env = "KTA_OUTPUT", value_enum, default_value_t)]
@@ -246,9 +253,56 @@ pub struct ProduceArgs {
     #[arg(long, env = "KTA_ORIGIN")]
     pub origin: Option<String>,
 
-    /// Record key.
-    #[arg(long, env = "KTA_KEY", value_enum, default_value_t)]
+    /// Record key: none (the original's), origin (one partition per producer), random:K (K
+    /// distinct keys, at most K partitions), sequential (every key distinct).
+    #[arg(long, env = "KTA_KEY", default_value = "none", value_parser = parse_key)]
     pub key: KeyMode,
+
+    /// Pad every event to this many bytes with a "padding" field after the four original fields
+    /// (still JSON, the same four fields first) [default: the original's bytes].
+    #[arg(long, env = "KTA_PAYLOAD_BYTES", value_parser = parse_payload_bytes)]
+    pub payload_bytes: Option<usize>,
+
+    /// Compression of the producer's batches (librdkafka's compression.type): none, gzip,
+    /// snappy, lz4 or zstd.
+    #[arg(long, env = "KTA_COMPRESSION", default_value = "none", value_parser = parse_compression)]
+    pub compression: Compression,
+
+    /// Treat the first part of the run as warm-up: its events are sent and verified like any,
+    /// but left out of the latency statistics (e.g. 30s).
+    #[arg(long, env = "KTA_WARMUP", value_parser = parse_positive_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Ramp the rate linearly from FROM to TO events per second over DURATION, then stop (e.g.
+    /// 100:5000:2m). Instead of --rate and --duration.
+    #[arg(long, env = "KTA_RAMP", value_name = "FROM:TO:DURATION", value_parser = parse_ramp,
+          conflicts_with_all = ["rate", "duration", "steps"])]
+    pub ramp: Option<Phase>,
+
+    /// Steps of steady rates, one after another, then stop (e.g. 1000@30s,2000@30s,4000@30s).
+    /// Instead of --rate and --duration.
+    #[arg(long, env = "KTA_STEPS", value_name = "RATE@DURATION,...", value_parser = parse_steps,
+          conflicts_with_all = ["rate", "duration"])]
+    pub steps: Option<Steps>,
+
+    /// Send in transactions with this transactional.id: a later producer with the same id
+    /// fences this one and aborts its open transaction.
+    #[arg(long, env = "KTA_TRANSACTIONAL_ID", value_parser = parse_transactional_id)]
+    pub transactional_id: Option<String>,
+
+    /// Events per transaction (with --transactional-id) [default: 100].
+    #[arg(long, env = "KTA_TXN_EVENTS", value_parser = parse_txn_events)]
+    pub txn_events: Option<u64>,
+
+    /// Share of transactions aborted instead of committed, from 0 to 1 (with
+    /// --transactional-id); a read-committed reader must see none of their events [default: 0].
+    #[arg(long, env = "KTA_ABORT_RATE", value_parser = parse_abort_rate)]
+    pub abort_rate: Option<f64>,
+
+    /// Test hook: stamp events as if this host's clock were this far ahead (e.g. 5s) or behind
+    /// (e.g. -3s).
+    #[arg(long, hide = true, allow_hyphen_values = true, value_parser = parse_clock_offset)]
+    pub clock_offset: Option<ClockOffset>,
 
     /// At the end, how long to wait for outstanding acknowledgements.
     #[arg(long, env = "KTA_FLUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
@@ -302,6 +356,11 @@ pub struct ConsumeArgs {
     /// Topic for this member's reports and the producers' run reports [default: "<topic>-kta-control"].
     #[arg(long, env = "KTA_CONTROL_TOPIC", value_parser = parse_topic)]
     pub control_topic: Option<String>,
+
+    /// read_committed: an event of an aborted transaction read is an aborted read (a failure);
+    /// read_uncommitted: such events are expected and counted apart.
+    #[arg(long, env = "KTA_ISOLATION", default_value = "read_committed", value_parser = parse_isolation)]
+    pub isolation: Isolation,
 
     /// Write no member reports (then `verify --group` cannot account for this consumer).
     #[arg(long, env = "KTA_NO_MEMBER_REPORTS", conflicts_with = "until_complete")]
@@ -370,6 +429,115 @@ fn parse_rate(arg: &str) -> std::result::Result<f64, String> {
         Ok(rate)
     } else {
         Err("the rate must be 0 (unlimited) or a positive number of events per second".into())
+    }
+}
+
+fn parse_key(arg: &str) -> std::result::Result<KeyMode, String> {
+    arg.parse()
+}
+
+/// The phases of `--steps`, as one value for clap.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Steps(pub Vec<Phase>);
+
+/// A rate of a phase: a finite number of events per second, above 0 (or 0 too if not
+/// `positive`).
+fn phase_rate(text: &str, what: &str, positive: bool) -> std::result::Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(rate) if rate.is_finite() && (rate > 0.0 || (!positive && rate == 0.0)) => Ok(rate),
+        _ if positive => Err(format!(
+            "{what} '{text}' is not a positive number of events per second"
+        )),
+        _ => Err(format!(
+            "{what} '{text}' is not a number of events per second (0 or more)"
+        )),
+    }
+}
+
+/// A phase's duration: longer than 0.
+fn phase_duration(text: &str) -> std::result::Result<Duration, String> {
+    parse_positive_duration(text.trim()).map_err(|e| format!("duration '{text}': {e}"))
+}
+
+fn parse_ramp(arg: &str) -> std::result::Result<Phase, String> {
+    let usage = "give FROM:TO:DURATION, e.g. 100:5000:2m";
+    let parts: Vec<&str> = arg.split(':').collect();
+    let [from, to, duration] = parts[..] else {
+        return Err(format!("'{arg}' is not FROM:TO:DURATION; {usage}"));
+    };
+    let phase = Phase {
+        from: phase_rate(from, "FROM", false).map_err(|e| format!("{e}; {usage}"))?,
+        to: phase_rate(to, "TO", false).map_err(|e| format!("{e}; {usage}"))?,
+        duration: Some(phase_duration(duration).map_err(|e| format!("{e}; {usage}"))?),
+    };
+    if phase.from == 0.0 && phase.to == 0.0 {
+        return Err(format!("a ramp from 0 to 0 sends nothing; {usage}"));
+    }
+    Ok(phase)
+}
+
+fn parse_steps(arg: &str) -> std::result::Result<Steps, String> {
+    let usage = "give RATE@DURATION,..., e.g. 1000@30s,2000@30s";
+    arg.split(',')
+        .map(|step| {
+            let (rate, duration) = step
+                .split_once('@')
+                .ok_or_else(|| format!("step '{step}' is not RATE@DURATION; {usage}"))?;
+            let rate = phase_rate(rate, "rate", true).map_err(|e| format!("{e}; {usage}"))?;
+            let duration = phase_duration(duration).map_err(|e| format!("{e}; {usage}"))?;
+            Ok(Phase::steady(rate, Some(duration)))
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map(Steps)
+}
+
+fn parse_transactional_id(arg: &str) -> std::result::Result<String, String> {
+    match arg.trim().is_empty() {
+        true => Err("give a non-empty id, the same for a producer and its restarts".into()),
+        false => Ok(arg.to_owned()),
+    }
+}
+
+fn parse_txn_events(arg: &str) -> std::result::Result<u64, String> {
+    match arg.parse::<u64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("give a whole number of events per transaction, at least 1".into()),
+    }
+}
+
+fn parse_abort_rate(arg: &str) -> std::result::Result<f64, String> {
+    match arg.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err("give the share of transactions to abort, from 0 to 1 (e.g. 0.2)".into()),
+    }
+}
+
+fn parse_clock_offset(arg: &str) -> std::result::Result<ClockOffset, String> {
+    let (ahead, text) = match arg.strip_prefix('-') {
+        Some(rest) => (false, rest),
+        None => (true, arg),
+    };
+    humantime::parse_duration(text)
+        .map(|by| ClockOffset { ahead, by })
+        .map_err(|e| format!("{e}; give a duration such as 5s or -3s"))
+}
+
+fn parse_isolation(arg: &str) -> std::result::Result<Isolation, String> {
+    arg.parse()
+}
+
+fn parse_compression(arg: &str) -> std::result::Result<Compression, String> {
+    arg.parse()
+}
+
+fn parse_payload_bytes(arg: &str) -> std::result::Result<usize, String> {
+    let max = crate::wire::event::MAX_PAYLOAD_BYTES;
+    match arg.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "give a whole number of bytes from 1 to {max} (Kafka's default message.max.bytes is \
+             1048588)"
+        )),
     }
 }
 
@@ -483,6 +651,7 @@ impl Cli {
                 against: args.against,
                 group: args.group,
                 output: args.output,
+                isolation: args.isolation,
             }),
             Some(Command::Demo(args)) => Mode::Demo(args.output),
             None => legacy_mode(self.legacy, default_prefix)?,
@@ -531,21 +700,66 @@ impl ProduceArgs {
             true => None,
             false => Some(control_topic(&self.topic, self.control_topic)?),
         };
+        let phases = match (self.ramp, self.steps) {
+            (Some(ramp), _) => vec![ramp],
+            (None, Some(Steps(steps))) => steps,
+            (None, None) => Vec::new(),
+        };
+        if self.transactional_id.is_none() {
+            for (flag, given) in [
+                ("--txn-events", self.txn_events.is_some()),
+                ("--abort-rate", self.abort_rate.is_some()),
+            ] {
+                if given {
+                    return Err(Error::Usage(format!(
+                        "{flag} applies to transactions; give --transactional-id ID as well"
+                    )));
+                }
+            }
+        }
+        let length = match &phases[..] {
+            [] => self.duration,
+            phases => phases.iter().map(|p| p.duration).sum(),
+        };
+        if let Some((warmup, length)) = self.warmup.zip(length) {
+            if warmup >= length {
+                return Err(Error::Usage(format!(
+                    "--warmup {} is not shorter than the run ({}): no event would count for \
+                     latency; give a shorter --warmup",
+                    humantime::format_duration(warmup),
+                    humantime::format_duration(length)
+                )));
+            }
+        }
         Ok(ProduceOptions {
             topic: TopicSpec {
                 name: self.topic,
                 partitions: self.partitions,
                 replication_factor: self.replication_factor,
             },
-            rate: self.rate,
+            // The rate asked for at the start, for the report.
+            rate: phases.first().map_or(self.rate, |p| p.from),
             num_messages: match (self.num_messages, self.duration) {
-                (Some(0), _) | (None, Some(_)) => None,
+                (Some(0), _) => None,
+                (None, _) if self.duration.is_some() || !phases.is_empty() => None,
                 (Some(n), _) => Some(n),
-                (None, None) => Some(1000),
+                (None, _) => Some(1000),
             },
             duration: self.duration,
             origin: self.origin.unwrap_or_else(crate::produce::origin::detect),
             key: self.key,
+            workload: Workload {
+                payload_bytes: self.payload_bytes,
+                compression: self.compression,
+                phases,
+                warmup: self.warmup,
+                clock_offset: self.clock_offset.unwrap_or_default(),
+                transactions: self.transactional_id.map(|id| Transactions {
+                    id,
+                    events: self.txn_events.unwrap_or(100),
+                    abort_rate: self.abort_rate.unwrap_or(0.0),
+                }),
+            },
             flush_timeout: self.flush_timeout,
             report_interval: self.report_interval,
             control_topic,
@@ -568,6 +782,7 @@ impl ConsumeArgs {
             idle_timeout: self.idle_timeout,
             report_interval: self.report_interval,
             output: self.output,
+            isolation: self.isolation,
         })
     }
 }
@@ -634,6 +849,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
                 duration: None,
                 origin: args.origin.unwrap_or_else(crate::produce::origin::detect),
                 key: KeyMode::None,
+                workload: Workload::default(),
                 flush_timeout: Duration::from_secs(10),
                 report_interval: Duration::from_secs(10),
             },
@@ -648,6 +864,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
             idle_timeout: None,
             report_interval: Duration::from_secs(10),
             output: OutputFormat::Text,
+            isolation: Isolation::default(),
         })),
         (true, true) => Err(Error::Usage(
             "--producer and --consumer together are not supported; run one process of each"
@@ -801,6 +1018,69 @@ mod tests {
         assert_eq!(options.topic.replication_factor, 1);
         assert_eq!(options.origin, "me (1.2.3.4)");
         assert_eq!(output, OutputFormat::Text);
+    }
+
+    #[test]
+    fn ramp_and_steps_become_phases_with_no_count_limit() {
+        let plan = plan(&[
+            "produce",
+            "-t",
+            "t",
+            "--ramp",
+            "100:5000:2m",
+            "--warmup",
+            "10s",
+        ])
+        .unwrap();
+        let Mode::Produce(options, _) = plan.mode else {
+            panic!()
+        };
+        assert_eq!(
+            options.workload.phases,
+            [Phase {
+                from: 100.0,
+                to: 5000.0,
+                duration: Some(Duration::from_secs(120))
+            }]
+        );
+        assert_eq!(options.num_messages, None);
+        assert_eq!(options.rate, 100.0);
+        assert_eq!(options.workload.warmup, Some(Duration::from_secs(10)));
+        let plan = super::tests::plan(&[
+            "produce",
+            "-t",
+            "t",
+            "--steps",
+            "1000@30s, 2000@1m",
+            "-n",
+            "50",
+        ])
+        .unwrap();
+        let Mode::Produce(options, _) = plan.mode else {
+            panic!()
+        };
+        assert_eq!(
+            options.workload.phases,
+            [
+                Phase::steady(1000.0, Some(Duration::from_secs(30))),
+                Phase::steady(2000.0, Some(Duration::from_secs(60)))
+            ]
+        );
+        assert_eq!(options.num_messages, Some(50));
+        let too_long = super::tests::plan(&[
+            "produce",
+            "-t",
+            "t",
+            "--steps",
+            "5@2s,5@1s",
+            "--warmup",
+            "3s",
+        ]);
+        assert_eq!(
+            too_long.unwrap_err().to_string(),
+            "--warmup 3s is not shorter than the run (3s): no event would count for latency; \
+             give a shorter --warmup"
+        );
     }
 
     #[test]

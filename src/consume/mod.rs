@@ -10,6 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::error::{Error, Result};
+use crate::kafka::config::Isolation;
 use crate::kafka::events::ClientContext;
 use crate::kafka::session::Session;
 use crate::kafka::topic::partition_count;
@@ -21,8 +22,8 @@ use crate::tally::Tally;
 use crate::verdict::judge::{self, ConsumeReport, Ends, View};
 use crate::wire::control::RunState;
 use crate::wire::event::python_timestamp;
-use crate::wire::run_header;
 use crate::wire::series::Series;
+use crate::wire::{marks, run_header};
 use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
@@ -59,6 +60,8 @@ pub struct ConsumeOptions {
     pub control_topic: Option<String>,
     /// Stop once every announced producer run is finished and fully consumed.
     pub until_complete: bool,
+    /// Committed records only, or aborted transactions' too.
+    pub isolation: Isolation,
 }
 
 /// The consumer group id the original uses: the prefix followed by `1`.
@@ -80,6 +83,7 @@ pub fn consume(
         "consumer",
         &[
             ("group.id", &options.group_id),
+            ("isolation.level", options.isolation.as_str()),
             ("auto.offset.reset", "earliest"),
             ("enable.auto.commit", "true"),
             // Offsets are stored by us after an event is tallied, and only then auto-committed.
@@ -108,6 +112,7 @@ pub fn consume(
         offsets: Offsets::new(),
         view: View {
             group: options.group_id.clone(),
+            read_uncommitted: options.isolation == Isolation::ReadUncommitted,
             ..View::default()
         },
         said_waiting: false,
@@ -263,9 +268,10 @@ impl Reading<'_> {
         });
         self.view.assigned = true;
         if new {
-            self.tally.record(
+            self.tally.record_marked(
                 message.payload(),
                 run_header(message),
+                marks(message),
                 message.partition(),
                 now,
             );

@@ -536,3 +536,39 @@ mod tests {
         }
     }
 }
+
+/// Which records of transactions a reader is given (librdkafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// Only committed records (librdkafka's default): an event of an aborted transaction read
+    /// is an *aborted read*.
+    #[default]
+    ReadCommitted,
+    /// Every record, aborted transactions' too: those are counted apart (`aborted_seen`).
+    ReadUncommitted,
+}
+
+impl Isolation {
+    /// librdkafka's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::ReadCommitted => "read_committed",
+            Isolation::ReadUncommitted => "read_uncommitted",
+        }
+    }
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+
+    fn from_str(arg: &str) -> std::result::Result<Self, String> {
+        [Isolation::ReadCommitted, Isolation::ReadUncommitted]
+            .into_iter()
+            .find(|i| i.as_str().eq_ignore_ascii_case(arg))
+            .ok_or_else(|| {
+                format!(
+                    "'{arg}' is not an isolation level; give read_committed or read_uncommitted"
+                )
+            })
+    }
+}

@@ -9,6 +9,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Error, Result};
+use crate::kafka::config::Isolation;
 use crate::kafka::events::ClientContext;
 use crate::kafka::session::Session;
 
@@ -45,11 +46,23 @@ pub fn read_to_end(
 pub fn read_all(
     session: &Session,
     topic: &str,
+    each: impl FnMut(&BorrowedMessage<'_>),
+) -> Result<Option<LogEnds>> {
+    read_all_isolated(session, topic, Isolation::default(), each)
+}
+
+/// [`read_all`] with the given isolation: read-uncommitted readers also get the records of
+/// aborted transactions.
+pub fn read_all_isolated(
+    session: &Session,
+    topic: &str,
+    isolation: Isolation,
     mut each: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<Option<LogEnds>> {
     let consumer: BaseConsumer<ClientContext> = session.client(
         "reader",
         &[
+            ("isolation.level", isolation.as_str()),
             ("group.id", "kafka-test-app-reader"),
             ("enable.auto.commit", "false"),
             ("enable.partition.eof", "true"),

@@ -5,6 +5,7 @@
 //! delivery reports are served by polling the same producer while waiting for the next event's
 //! due time. A message counts as acked only when its delivery report says so.
 
+pub mod key;
 pub mod origin;
 pub mod rate;
 pub mod stall;
@@ -28,25 +29,116 @@ use crate::kafka::session::Session;
 use crate::kafka::topic::{ensure_topic, TopicSpec};
 use crate::live::progress::{self, Progress};
 use crate::live::status::{Status, PUBLISH_EVERY};
-use crate::report::{FinalReport, Guarantee, ProduceReport};
+use crate::report::{
+    FinalReport, Guarantee, PhaseReport, ProduceReport, TxnReport, WorkloadReport,
+};
 use crate::tally::latency::LatencySummary;
 use crate::tally::ranges::RangeSet;
 use crate::verdict::Verdict;
 use crate::wire::control::{to_pairs, ControlRecord, RunReport, RunState};
 use crate::wire::event::{self, python_timestamp, EventEncoder};
 use crate::wire::series::{encode_histogram, RunSeries};
-use crate::wire::RUN_HEADER;
-use rate::Schedule;
+use crate::wire::{RUN_HEADER, WARMUP_HEADER};
+use key::{Keyer, SplitMix};
+use rate::{Phase, Schedule};
 use stall::{Change, Stall};
 
-/// How events are keyed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum KeyMode {
-    /// No key, like the original (the partitioner spreads events).
+pub use key::KeyMode;
+
+/// Compression of the producer's batches (librdkafka's `compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Uncompressed, like the original.
     #[default]
     None,
-    /// The origin string: all events of a producer land in one partition, in order.
-    Origin,
+    /// gzip (zlib).
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4.
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+
+    /// librdkafka's name, in any case.
+    fn from_str(arg: &str) -> std::result::Result<Self, String> {
+        [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ]
+        .into_iter()
+        .find(|c| c.as_str().eq_ignore_ascii_case(arg))
+        .ok_or_else(|| format!("'{arg}' is not a codec; give none, gzip, snappy, lz4 or zstd"))
+    }
+}
+
+impl Compression {
+    /// librdkafka's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
+/// The shape of the traffic beyond rate and count: what load tests vary.
+#[derive(Debug, Clone, Default)]
+pub struct Workload {
+    /// Pad every value to this many bytes (`None`: the original's bytes).
+    pub payload_bytes: Option<usize>,
+    /// Batch compression.
+    pub compression: Compression,
+    /// The paced phases (`--ramp`, `--steps`); empty: `--rate` for `--duration`.
+    pub phases: Vec<Phase>,
+    /// The first part of the run whose events are left out of the latency statistics.
+    pub warmup: Option<Duration>,
+    /// Send in transactions (`None`: no transactions, the original's way).
+    pub transactions: Option<Transactions>,
+    /// A test hook (`--clock-offset`): stamp events as a clock this far ahead (or, negative,
+    /// behind) would.
+    pub clock_offset: ClockOffset,
+}
+
+/// How far a producer's clock is shifted from the host's (the `--clock-offset` test hook).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ClockOffset {
+    /// Ahead (`true`) or behind.
+    pub ahead: bool,
+    /// By how much.
+    pub by: Duration,
+}
+
+impl ClockOffset {
+    /// The time of the shifted clock at `now`.
+    fn shift(self, now: SystemTime) -> SystemTime {
+        match self.ahead {
+            true => now + self.by,
+            false => now.checked_sub(self.by).unwrap_or(now),
+        }
+    }
+}
+
+/// Transactions of a run (`--transactional-id`, `--txn-events`, `--abort-rate`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transactions {
+    /// librdkafka's `transactional.id`: a producer started with the same id fences this one
+    /// and aborts its open transaction.
+    pub id: String,
+    /// Events per transaction.
+    pub events: u64,
+    /// The share of transactions aborted instead of committed, drawn at random.
+    pub abort_rate: f64,
 }
 
 /// What a producer run does.
@@ -64,6 +156,8 @@ pub struct ProduceOptions {
     pub origin: String,
     /// Record key.
     pub key: KeyMode,
+    /// Payload size and compression.
+    pub workload: Workload,
     /// How long to wait for outstanding acknowledgements at the end.
     pub flush_timeout: Duration,
     /// How often to log progress.
@@ -92,6 +186,10 @@ fn drain<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> b
 /// Marks the delivery reports of control records (run reports), which are not events.
 const CONTROL: usize = usize::MAX;
 
+/// Set in an event's delivery opaque when it is a warm-up event: its acknowledgement is counted
+/// but left out of the latency histogram. (Scheduled times never reach this bit: 2^62 µs.)
+const WARMUP: usize = 1 << 62;
+
 /// What the delivery reports said so far.
 struct Deliveries {
     /// `n` the broker acknowledged.
@@ -104,6 +202,24 @@ struct Deliveries {
     /// The highest offset acknowledged per partition (index = partition): a log that later
     /// ends below it was truncated.
     acked_high: Vec<Option<i64>>,
+    /// `n` of committed transactions (transactional runs).
+    committed: RangeSet,
+    /// `n` of aborted transactions (transactional runs).
+    aborted: RangeSet,
+}
+
+impl Deliveries {
+    /// What the run may call acknowledged and failed: for a transactional run, acknowledged
+    /// means committed, and an aborted transaction's events are neither.
+    fn settled(&self, transactional: bool) -> (RangeSet, RangeSet) {
+        match transactional {
+            false => (self.acked.clone(), self.failed.clone()),
+            true => (
+                self.committed.difference(&self.failed),
+                self.failed.difference(&self.aborted),
+            ),
+        }
+    }
 }
 
 /// librdkafka context of the producer: connection events and delivery reports.
@@ -135,11 +251,12 @@ impl RdClientContext for DeliveryContext {
 }
 
 impl ProducerContext for DeliveryContext {
-    /// The event's scheduled send time in microseconds after `start`, or [`CONTROL`].
+    /// The event's scheduled send time in microseconds after `start` (with [`WARMUP`] set for a
+    /// warm-up event), or [`CONTROL`].
     type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, scheduled_us: usize) {
-        if scheduled_us == CONTROL {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: usize) {
+        if opaque == CONTROL {
             *self.last_control.lock().expect("lock") = Some(result.is_ok());
             if let Err((error, _)) = result {
                 // A denial turns run reports off for the run; anything else (a broker
@@ -181,9 +298,11 @@ impl ProducerContext for DeliveryContext {
                     let high = &mut deliveries.acked_high[slot];
                     *high = (*high).max(Some(message.offset()));
                 }
-                let now_us = self.start.elapsed().as_micros() as u64;
-                let latency = now_us.saturating_sub(scheduled_us as u64);
-                deliveries.latency_us.saturating_record(latency);
+                if opaque & WARMUP == 0 {
+                    let now_us = self.start.elapsed().as_micros() as u64;
+                    let latency = now_us.saturating_sub(opaque as u64);
+                    deliveries.latency_us.saturating_record(latency);
+                }
             }
             Some(error) => {
                 if deliveries.failed.is_empty() {
@@ -193,6 +312,26 @@ impl ProducerContext for DeliveryContext {
                 deliveries.last_failure = Some(error.to_string());
             }
         }
+    }
+}
+
+/// A transaction error as the run's error: fenced (a newer producer with the same
+/// transactional id took over) is named as such.
+fn fenced_or(error: KafkaError) -> Error {
+    let fenced = error.rdkafka_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+        )
+    });
+    match fenced {
+        true => Error::kafka(
+            "fenced: another producer started with the same --transactional-id",
+            error,
+        ),
+        false => Error::kafka("a transaction could not end", error),
     }
 }
 
@@ -244,18 +383,38 @@ pub fn produce(
             options.rate
         );
     }
-    // The guarantee this tool is for, unless the user chose another with -X (the report says
-    // which one was in force).
-    for (key, value) in [("enable.idempotence", "true"), ("acks", "all")] {
-        if !settings.overrides.iter().any(|o| o.key == key) {
-            config.set(key, value);
+    // The guarantee this tool is for and the chosen compression, unless the user chose otherwise
+    // with -X (the report says what was in force). `compression.codec` is librdkafka's alias.
+    for (keys, value) in [
+        (&["enable.idempotence"][..], "true"),
+        (&["acks"], "all"),
+        (
+            &["compression.type", "compression.codec"],
+            options.workload.compression.as_str(),
+        ),
+    ] {
+        if !settings
+            .overrides
+            .iter()
+            .any(|o| keys.contains(&o.key.as_str()))
+        {
+            config.set(keys[0], value);
         }
     }
     let guarantee = Guarantee {
         acks: config.get("acks").unwrap_or("all").to_owned(),
         idempotence: config.get("enable.idempotence") == Some("true"),
     };
-    let context = DeliveryContext {
+    let workload = WorkloadReport {
+        payload_bytes: options.workload.payload_bytes,
+        key: options.key.to_string(),
+        compression: config
+            .get("compression.type")
+            .or_else(|| config.get("compression.codec"))
+            .unwrap_or("none")
+            .to_owned(),
+    };
+    let context = || DeliveryContext {
         session: session.clone(),
         control_failure: Mutex::new(None),
         last_control: Mutex::new(None),
@@ -268,10 +427,33 @@ pub fn produce(
                 .expect("static bounds are valid"),
             last_failure: None,
             acked_high: Vec::new(),
+            committed: RangeSet::new(),
+            aborted: RangeSet::new(),
         }),
     };
+    // Run reports go through a producer of their own when events are sent in transactions
+    // (a transactional producer writes nothing outside a transaction, and a report must not
+    // vanish with an aborted one).
+    let control_config = config.clone();
+    if let Some(transactions) = &options.workload.transactions {
+        config.set("transactional.id", &transactions.id);
+    }
     let producer: BaseProducer<DeliveryContext> =
-        session.client_with("producer", &config, context)?;
+        session.client_with("producer", &config, context())?;
+    let control_producer: Option<BaseProducer<DeliveryContext>> = match options
+        .workload
+        .transactions
+    {
+        Some(_) => Some(session.client_with("run report producer", &control_config, context())?),
+        None => None,
+    };
+    let control_producer = control_producer.as_ref().unwrap_or(&producer);
+    if options.workload.transactions.is_some() {
+        // Fences any earlier producer with this id and aborts its open transaction.
+        producer
+            .init_transactions(session.connect_timeout())
+            .map_err(|e| Error::kafka("cannot start transactions", e))?;
+    }
 
     let proceed = ensure_topic(session, producer.client(), &options.topic, || {
         producer.poll(Duration::ZERO)
@@ -292,26 +474,40 @@ pub fn produce(
                     let denied = matches!(e, Error::TopicCreation { denied: true, .. });
                     let off = reports_off(topic, settings, &e.to_string(), denied);
                     tracing::warn!("{off}");
-                    *producer.context().control_failure.lock().expect("lock") = Some(off);
+                    *control_producer
+                        .context()
+                        .control_failure
+                        .lock()
+                        .expect("lock") = Some(off);
                     None
                 }
             }
         }
         _ => None,
     };
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
     let mut run = Run {
         producer: &producer,
+        control_producer,
+        txn: options
+            .workload
+            .transactions
+            .clone()
+            .map(|spec| TxnState::new(spec, event::run_key(&run_id))),
         session,
         options,
         status,
         control,
         guarantee,
+        workload,
         final_report: FinalReport::Off,
         reports_off: None,
-        run_id: uuid::Uuid::new_v4().simple().to_string(),
+        run_id,
         started: python_timestamp(SystemTime::now()),
         start: Instant::now(),
         sent: 0,
+        warmup_sent: 0,
+        phases: Vec::new(),
         progress: Progress::detect(),
         last_send: None,
         limit: None,
@@ -336,9 +532,81 @@ pub fn produce(
     run.finish()
 }
 
+/// One phase of a run as it went: the plan and the sends.
+struct PhaseTally {
+    /// The phase as planned.
+    phase: Phase,
+    /// When it begins, after the start of sending.
+    start: Duration,
+    /// Events due in it that were sent.
+    sent: u64,
+    /// When its first event was handed over (never before it was due).
+    first_send: Option<Instant>,
+    /// When its latest event was handed over.
+    last_send: Option<Instant>,
+}
+
+impl PhaseTally {
+    fn new(phase: Phase, start: Duration) -> Self {
+        PhaseTally {
+            phase,
+            start,
+            sent: 0,
+            first_send: None,
+            last_send: None,
+        }
+    }
+
+    /// The report of it; times are seconds after `run_start`.
+    fn report(&self, run_start: Instant) -> PhaseReport {
+        let since = |at: Option<Instant>| at.map(|at| at.duration_since(run_start).as_secs_f64());
+        PhaseReport {
+            from_rate: self.phase.from,
+            to_rate: self.phase.to,
+            start_s: self.start.as_secs_f64(),
+            duration_s: self.phase.duration.map(|d| d.as_secs_f64()),
+            sent: self.sent,
+            first_send_s: since(self.first_send),
+            last_send_s: since(self.last_send),
+        }
+    }
+}
+
+/// The transactions of a run as they go.
+struct TxnState {
+    /// What was asked for: id, size, abort rate.
+    spec: Transactions,
+    /// The first `n` of the open transaction, if one is open.
+    open: Option<u64>,
+    /// Draws which transactions abort.
+    draws: SplitMix,
+    /// Transactions committed so far, for the report.
+    committed: u64,
+    /// Transactions aborted so far, for the report.
+    aborted: u64,
+}
+
+impl TxnState {
+    /// The transactions of the run `run_key` (which seeds the draws).
+    fn new(spec: Transactions, run_key: event::RunKey) -> Self {
+        TxnState {
+            draws: SplitMix::new(run_key),
+            spec,
+            open: None,
+            committed: 0,
+            aborted: 0,
+        }
+    }
+}
+
 /// One producer run: the state the send loop, the waits and the reports share.
 struct Run<'a> {
     producer: &'a BaseProducer<DeliveryContext>,
+    /// Where run reports are written: `producer` itself, or one of their own for a
+    /// transactional run.
+    control_producer: &'a BaseProducer<DeliveryContext>,
+    /// Transactions, if the run sends in them.
+    txn: Option<TxnState>,
     /// The run's connection: its errors end the run, its shutdown stops sending.
     session: &'a Session,
     options: &'a ProduceOptions,
@@ -347,6 +615,8 @@ struct Run<'a> {
     control: Option<&'a str>,
     /// The delivery guarantee in force, for the report.
     guarantee: Guarantee,
+    /// The payload, key and compression in force, for the report.
+    workload: WorkloadReport,
     /// What became of the final run report, for the report.
     final_report: FinalReport,
     /// Why run reports are off, when the control topic refused them.
@@ -359,6 +629,10 @@ struct Run<'a> {
     start: Instant,
     /// Events handed to librdkafka.
     sent: u64,
+    /// Of them, warm-up events (`--warmup`).
+    warmup_sent: u64,
+    /// Each phase of the schedule and what was sent in it.
+    phases: Vec<PhaseTally>,
     /// When the latest event was handed over.
     last_send: Option<Instant>,
     /// Events this run will send at most (`--num-messages`, or a paced `--duration`'s), for the
@@ -381,11 +655,35 @@ impl Run<'_> {
         let options = self.options;
         let producer = self.producer;
         self.start = Instant::now();
-        let schedule = Schedule::new(self.start, options.rate);
-        let paced = options.rate > 0.0;
+        let phases = match &options.workload.phases[..] {
+            [] if options.rate > 0.0 => vec![Phase::steady(options.rate, options.duration)],
+            [] => Vec::new(),
+            phases => phases.to_vec(),
+        };
+        let schedule = match phases.is_empty() {
+            true => Schedule::new(self.start, 0.0),
+            false => Schedule::phased(self.start, &phases),
+        };
+        let paced = schedule.is_paced();
+        self.phases = match paced {
+            true => phases
+                .iter()
+                .enumerate()
+                .map(|(i, phase)| PhaseTally::new(*phase, schedule.phase_start(i)))
+                .collect(),
+            false => vec![PhaseTally::new(
+                Phase {
+                    from: 0.0,
+                    to: 0.0,
+                    duration: options.duration,
+                },
+                Duration::ZERO,
+            )],
+        };
+        let warmup = options.workload.warmup.unwrap_or(Duration::ZERO);
         let mut limit = options.num_messages.unwrap_or(u64::MAX);
-        if let Some(within) = options.duration.and_then(|d| schedule.events_within(d)) {
-            limit = limit.min(within);
+        if let Some(total) = schedule.events() {
+            limit = limit.min(total);
         }
         let end = options.duration.map(|d| self.start + d);
         (self.limit, self.end) = ((limit < u64::MAX).then_some(limit), end);
@@ -394,11 +692,14 @@ impl Run<'_> {
             .start
             .duration_since(producer.context().start)
             .as_micros() as u64;
-        let mut encoder = EventEncoder::new(&options.origin);
-        let key = options.origin.as_bytes();
+        let mut encoder = match options.workload.payload_bytes {
+            Some(bytes) => EventEncoder::with_payload_bytes(&options.origin, bytes),
+            None => EventEncoder::new(&options.origin),
+        };
         let run_id = self.run_id.clone();
         // Every event's _id names this run (see event::derived_id).
         let run_key = event::run_key(&run_id);
+        let mut keyer = Keyer::new(options.key, &options.origin, run_key);
         self.write_run_report(RunState::Running);
 
         while self.sent < limit && !self.session.is_cancelled() {
@@ -418,16 +719,40 @@ impl Run<'_> {
             } else {
                 now - self.start
             };
-            let opaque = (base_us + scheduled.as_micros() as u64) as usize;
-            let payload = encoder.encode_now(run_key, self.sent);
-            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
-                key: RUN_HEADER,
-                value: Some(run_id.as_bytes()),
-            });
+            // Warm-up: the events due (or, unpaced, sent) in the first --warmup of the run.
+            let warm = scheduled < warmup;
+            let mut opaque = (base_us + scheduled.as_micros() as u64) as usize;
+            let stamp = options.workload.clock_offset.shift(SystemTime::now());
+            let payload = encoder.encode_at(stamp, run_key, self.sent);
+            let mut headers =
+                OwnedHeaders::new_with_capacity(1 + usize::from(warm)).insert(Header {
+                    key: RUN_HEADER,
+                    value: Some(run_id.as_bytes()),
+                });
+            if warm {
+                opaque |= WARMUP;
+                headers = headers.insert(Header {
+                    key: WARMUP_HEADER,
+                    value: Some(&b"1"[..]),
+                });
+                self.warmup_sent += 1;
+            }
+            let phase = &mut self.phases[schedule.phase_of(self.sent)];
+            phase.sent += 1;
+            phase.first_send.get_or_insert(now);
+            phase.last_send = Some(now);
+            if let Some(txn) = &mut self.txn {
+                if txn.open.is_none() {
+                    producer
+                        .begin_transaction()
+                        .map_err(|e| Error::kafka("cannot begin a transaction", e))?;
+                    txn.open = Some(self.sent);
+                }
+            }
             let mut record = BaseRecord::with_opaque_to(&options.topic.name, opaque)
                 .payload(payload)
                 .headers(headers);
-            if options.key == KeyMode::Origin {
+            if let Some(key) = keyer.key(self.sent) {
                 record = record.key(key);
             }
             loop {
@@ -459,6 +784,55 @@ impl Run<'_> {
             if self.sent % SERVE_EVERY == 0 {
                 producer.poll(Duration::ZERO);
             }
+            if let Some(txn) = &self.txn {
+                if txn
+                    .open
+                    .is_some_and(|first| self.sent - first >= txn.spec.events)
+                {
+                    self.end_transaction()?;
+                }
+            }
+        }
+        // A run that ends (its limit, its duration, a signal) ends its transaction too.
+        self.end_transaction()
+    }
+
+    /// Commits the open transaction, or aborts it (at the abort rate, or when the commit
+    /// fails in a way that needs it); a fatal error (fenced by a newer producer with the same
+    /// transactional id) ends the run.
+    fn end_transaction(&mut self) -> Result<()> {
+        let producer = self.producer;
+        let timeout = self.options.flush_timeout;
+        let Some(txn) = &mut self.txn else {
+            return Ok(());
+        };
+        let Some(first) = txn.open.take() else {
+            return Ok(());
+        };
+        let range = first..self.sent;
+        let mut abort = txn.draws.next_f64() < txn.spec.abort_rate;
+        if !abort {
+            match producer.commit_transaction(timeout) {
+                Ok(()) => {
+                    txn.committed += 1;
+                    let mut deliveries = producer.context().deliveries.lock().expect("lock");
+                    deliveries.committed.insert_range(range.clone());
+                }
+                Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                    tracing::warn!("a transaction could not commit and is aborted: {e}");
+                    abort = true;
+                }
+                Err(e) => return Err(fenced_or(e)),
+            }
+        }
+        if abort {
+            // Serve the deliveries first, so that aborting purges nothing in flight (a purged
+            // event would count as failed, when it is only aborted).
+            drain(producer, timeout);
+            producer.abort_transaction(timeout).map_err(fenced_or)?;
+            txn.aborted += 1;
+            let mut deliveries = producer.context().deliveries.lock().expect("lock");
+            deliveries.aborted.insert_range(range);
         }
         Ok(())
     }
@@ -492,6 +866,10 @@ impl Run<'_> {
     fn publish(&mut self, now: Instant) -> Result<()> {
         self.next_publish = now + PUBLISH_EVERY;
         self.session.check()?;
+        if !std::ptr::eq(self.control_producer, self.producer) {
+            // The run reports' own producer: serve its delivery reports.
+            self.control_producer.poll(Duration::ZERO);
+        }
         self.status
             .set_cluster_up(self.session.events().cluster_up());
         let settled = {
@@ -560,16 +938,18 @@ impl Run<'_> {
         let report = {
             let deliveries = self.producer.context().deliveries.lock().expect("lock");
             let now = python_timestamp(SystemTime::now());
-            let (acked, failed) = (deliveries.acked.len(), deliveries.failed.len());
-            self.series.sample(now, self.sent, acked, failed);
+            let (acked, failed) = deliveries.settled(self.txn.is_some());
+            self.series
+                .sample(now, self.sent, acked.len(), failed.len());
             ControlRecord::ProducerRun(RunReport {
                 run: self.run_id.clone(),
                 origin: self.options.origin.clone(),
                 topic: self.options.topic.name.clone(),
                 state,
                 sent: self.sent,
-                acked: to_pairs(&deliveries.acked),
-                failed: to_pairs(&deliveries.failed),
+                acked: to_pairs(&acked),
+                failed: to_pairs(&failed),
+                aborted: to_pairs(&deliveries.aborted),
                 acked_high: deliveries
                     .acked_high
                     .iter()
@@ -587,7 +967,7 @@ impl Run<'_> {
         let record = BaseRecord::with_opaque_to(topic, CONTROL)
             .key(&self.run_id)
             .payload(&value);
-        if let Err((error, _)) = self.producer.send(record) {
+        if let Err((error, _)) = self.control_producer.send(record) {
             tracing::warn!("cannot write a run report to the control topic: {error}");
         }
     }
@@ -606,8 +986,8 @@ impl Run<'_> {
     fn report(&self) -> ProduceReport {
         let deliveries = self.producer.context().deliveries.lock().expect("lock");
         let elapsed_s = self.start.elapsed().as_secs_f64();
-        let acked = deliveries.acked.len();
-        let failed = deliveries.failed.len();
+        let (acked, failed) = deliveries.settled(self.txn.is_some());
+        let (acked, failed) = (acked.len(), failed.len());
         ProduceReport {
             run: self.run_id.clone(),
             sent: self.sent,
@@ -627,6 +1007,15 @@ impl Run<'_> {
             ack_latency_us: Some(deliveries.latency_us.clone()),
             series: self.series.clone(),
             guarantee: self.guarantee.clone(),
+            workload: self.workload.clone(),
+            warmup_events: self.warmup_sent,
+            transactions: self.txn.as_ref().map(|txn| TxnReport {
+                committed: txn.committed,
+                aborted: txn.aborted,
+                committed_events: deliveries.committed.len(),
+                aborted_events: deliveries.aborted.len(),
+            }),
+            phases: self.phases.iter().map(|p| p.report(self.start)).collect(),
             final_run_report: self.final_report,
             run_reports_off: self.reports_off.clone(),
             longest_ack_gap_s: self.stall.longest_s(),
@@ -654,7 +1043,7 @@ impl Run<'_> {
     /// Writes the final run report and waits for its acknowledgement until `left()` runs out,
     /// writing it again (at most three times) when a delivery fails before then.
     fn deliver_final_report(&mut self, left: impl Fn() -> Duration) -> FinalReport {
-        let producer = self.producer;
+        let producer = self.control_producer;
         for _ in 0..3 {
             *producer.context().last_control.lock().expect("lock") = None;
             self.write_run_report(RunState::Finished);
@@ -720,7 +1109,8 @@ impl Run<'_> {
         if self.control.is_some() {
             self.final_report = self.deliver_final_report(left);
         }
-        if let Some(off) = producer
+        if let Some(off) = self
+            .control_producer
             .context()
             .control_failure
             .lock()

@@ -61,6 +61,19 @@ pub struct ProduceReport {
     pub series: RunSeries,
     /// The delivery guarantee in force (`-X acks=…` / `-X enable.idempotence=…` change it).
     pub guarantee: Guarantee,
+    /// The payload size, key and compression in force (`--payload-bytes`, `--key`,
+    /// `--compression`, or `-X compression.type=…`).
+    pub workload: WorkloadReport,
+    /// Events of the warm-up (`--warmup`): sent and verified, left out of `ack_latency_ms` (and,
+    /// marked by a header, of the consumers' latency).
+    pub warmup_events: u64,
+    /// Transactions (`--transactional-id`): how many committed and aborted, and their events.
+    /// `acked` counts committed events only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transactions: Option<TxnReport>,
+    /// The schedule's phases (one for a steady or unpaced run; `--ramp`, `--steps`) and what was
+    /// sent in each.
+    pub phases: Vec<PhaseReport>,
     /// Whether the final run report reached the control topic, so `verify` knows this run
     /// finished.
     pub final_run_report: FinalReport,
@@ -81,6 +94,51 @@ pub struct Guarantee {
     pub acks: String,
     /// Idempotent producer: retries never write an event twice or out of order.
     pub idempotence: bool,
+}
+
+/// The shape of a producer's traffic, as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkloadReport {
+    /// Every value padded to this many bytes (`null`: the original's bytes).
+    pub payload_bytes: Option<usize>,
+    /// How records were keyed: `none`, `origin`, `random:K`, `sequential`.
+    pub key: String,
+    /// librdkafka's `compression.type` in force.
+    pub compression: String,
+}
+
+/// A transactional run's transactions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TxnReport {
+    /// Transactions committed.
+    pub committed: u64,
+    /// Transactions aborted (`--abort-rate`, or a commit that failed).
+    pub aborted: u64,
+    /// Events in committed transactions: a read-committed reader must see each.
+    pub committed_events: u64,
+    /// Events in aborted transactions: a read-committed reader must see none.
+    pub aborted_events: u64,
+}
+
+/// One phase of a producer's schedule, as planned and as sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PhaseReport {
+    /// Events per second at its beginning (0 = unpaced).
+    pub from_rate: f64,
+    /// Events per second at its end.
+    pub to_rate: f64,
+    /// When it begins, seconds after the start of sending.
+    pub start_s: f64,
+    /// How long it lasts (`null`: until the run ends).
+    pub duration_s: Option<f64>,
+    /// Events due in it that were sent: exactly what the schedule holds unless the run was
+    /// stopped or limited (`--num-messages`).
+    pub sent: u64,
+    /// When its first and last events were handed over, seconds after the start of sending
+    /// (never before they were due).
+    pub first_send_s: Option<f64>,
+    /// See `first_send_s`.
+    pub last_send_s: Option<f64>,
 }
 
 /// What became of a producer's final run report.
@@ -317,7 +375,7 @@ pub fn produce_text(report: &ProduceReport) -> String {
     format!(
         "produced to topic {} as origin {}: sent {}, acked {}, failed {} in {:.2} s ({:.1} events/s sent, {:.1} acked/s)\n\
          ack latency ms (from schedule): p50 {:.1} p99 {:.1} p99.9 {:.1} max {:.1}\n\
-         {}",
+         {}{}",
         report.topic,
         report.origin,
         report.sent,
@@ -330,13 +388,115 @@ pub fn produce_text(report: &ProduceReport) -> String {
         l.p99,
         l.p999,
         l.max,
+        workload_text(report),
         verdict_text(report.verdict, &produce_findings(report))
     )
+}
+
+/// The lines of a producer report on its warm-up, phases and transactions (none for a plain
+/// run).
+fn workload_text(report: &ProduceReport) -> String {
+    let mut text = String::new();
+    if report.warmup_events > 0 {
+        let _ = writeln!(
+            text,
+            "warm-up: {} events (verified, left out of latency)",
+            report.warmup_events
+        );
+    }
+    if report.phases.len() > 1 || report.phases.iter().any(|p| p.from_rate != p.to_rate) {
+        for (i, p) in report.phases.iter().enumerate() {
+            let _ = writeln!(
+                text,
+                "phase {}: {} to {} events/s from {:.1} s: {} sent",
+                i + 1,
+                p.from_rate,
+                p.to_rate,
+                p.start_s,
+                p.sent
+            );
+        }
+    }
+    if let Some(t) = &report.transactions {
+        let _ = writeln!(
+            text,
+            "transactions: {} committed ({} events), {} aborted ({} events)",
+            t.committed, t.committed_events, t.aborted, t.aborted_events
+        );
+    }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_producer_report_names_its_warmup_phases_and_transactions() {
+        let phase = |from_rate: f64, start_s: f64, sent: u64| PhaseReport {
+            from_rate,
+            to_rate: from_rate,
+            start_s,
+            duration_s: Some(2.0),
+            sent,
+            first_send_s: Some(start_s),
+            last_send_s: Some(start_s + 1.9),
+        };
+        let mut report = ProduceReport {
+            run: "r".into(),
+            sent: 900,
+            acked: 700,
+            failed: 0,
+            elapsed_s: 4.0,
+            rate: 225.0,
+            acked_per_s: 175.0,
+            target_rate: 200.0,
+            topic: "t".into(),
+            origin: "o".into(),
+            ack_latency_ms: LatencySummary::default(),
+            guarantee: Guarantee {
+                acks: "all".into(),
+                idempotence: true,
+            },
+            workload: WorkloadReport {
+                payload_bytes: None,
+                key: "none".into(),
+                compression: "none".into(),
+            },
+            warmup_events: 200,
+            transactions: Some(TxnReport {
+                committed: 7,
+                aborted: 2,
+                committed_events: 700,
+                aborted_events: 200,
+            }),
+            phases: vec![phase(200.0, 0.0, 400), phase(250.0, 2.0, 500)],
+            final_run_report: FinalReport::Delivered,
+            run_reports_off: None,
+            longest_ack_gap_s: 0.0,
+            ack_latency_us: None,
+            series: RunSeries::default(),
+            verdict: Verdict::Pass,
+        };
+        let text = produce_text(&report);
+        for line in [
+            "warm-up: 200 events (verified, left out of latency)\n",
+            "phase 1: 200 to 200 events/s from 0.0 s: 400 sent\n",
+            "phase 2: 250 to 250 events/s from 2.0 s: 500 sent\n",
+            "transactions: 7 committed (700 events), 2 aborted (200 events)\n",
+        ] {
+            assert!(text.contains(line), "{text}");
+        }
+        // A plain run says none of it.
+        report.warmup_events = 0;
+        report.transactions = None;
+        report.phases.truncate(1);
+        let plain = produce_text(&report);
+        assert!(
+            !plain.contains("phase") && !plain.contains("transactions"),
+            "{plain}"
+        );
+    }
 
     #[test]
     fn table_has_the_spark_console_shape() {

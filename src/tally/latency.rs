@@ -14,6 +14,9 @@ pub struct LatencySummary {
     pub p999: f64,
     /// Largest observed.
     pub max: f64,
+    /// How many latencies these are of (warm-up events and events stamped ahead of the clock
+    /// are left out).
+    pub count: u64,
 }
 
 impl LatencySummary {
@@ -25,6 +28,7 @@ impl LatencySummary {
             p99: ms(0.99),
             p999: ms(0.999),
             max: histogram_us.max() as f64 / 1000.0,
+            count: histogram_us.len(),
         }
     }
 }

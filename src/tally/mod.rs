@@ -29,6 +29,7 @@ use crate::tally::ranges::RangeSet;
 use crate::verdict::{self, judge_run, Accounting, Anomalies, RunVerdict, Scope, Seen};
 use crate::wire::control::RunReport;
 use crate::wire::event::{self, Malformed, RunKey};
+use crate::wire::Marks;
 use latency::{LatencyBuckets, LatencySummary};
 
 /// Highest latency the histograms track exactly: one hour, in microseconds.
@@ -107,6 +108,12 @@ pub struct OriginTally {
     /// Events stamped ahead of the reader's clock, and by how much at most (seconds).
     future: u64,
     max_ahead_s: f64,
+    /// Warm-up events (marked by the producer's `--warmup`): counted, left out of the latency.
+    warmup: u64,
+    /// Broker append time minus the event's timestamp, seconds, over the events with an append
+    /// time: the least and the most, and how many.
+    append_lag_s: Option<(f64, f64)>,
+    appended: u64,
     latency_us: Histogram<u64>,
 }
 
@@ -119,6 +126,9 @@ impl Default for OriginTally {
             foreign_ns: RangeSet::new(),
             future: 0,
             max_ahead_s: 0.0,
+            warmup: 0,
+            append_lag_s: None,
+            appended: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
         }
@@ -207,6 +217,25 @@ impl OriginVerdict {
     }
 }
 
+/// What the broker's append times say of a producer's clock. Each event reaches the broker some
+/// time `l >= 0` after its timestamp by the producer's clock, so `append - timestamp = l +
+/// (broker clock - producer clock)`: the least of these bounds the offset.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct ClockBound {
+    /// Events with an append time.
+    pub appended: u64,
+    /// Least broker append time minus event timestamp, milliseconds.
+    pub append_lag_ms_min: f64,
+    /// Most of it.
+    pub append_lag_ms_max: f64,
+    /// The producer's clock is ahead of the broker's by at least this (its events were
+    /// appended before their timestamps): its latencies are understated by as much.
+    pub producer_ahead_ms_at_least: f64,
+    /// The producer's clock is behind the broker's by at most this (0 when ahead): its
+    /// latencies may be overstated by up to as much.
+    pub producer_behind_ms_at_most: f64,
+}
+
 /// The running tally of a consumer.
 #[derive(Debug, Clone, Default)]
 pub struct Tally {
@@ -231,6 +260,19 @@ impl Tally {
         partition: i32,
         now: f64,
     ) -> Outcome {
+        self.record_marked(value, header, Marks::default(), partition, now)
+    }
+
+    /// [`Tally::record`] of a record with its [`Marks`]: a warm-up event is counted and judged
+    /// like any, but left out of the latency; an append time bounds the producer's clock offset.
+    pub fn record_marked(
+        &mut self,
+        value: Option<&[u8]>,
+        header: Option<&[u8]>,
+        marks: Marks,
+        partition: i32,
+        now: f64,
+    ) -> Outcome {
         let event = match event::decode(value) {
             Ok(event) => event,
             Err(why) => {
@@ -246,7 +288,15 @@ impl Tally {
         };
         origin.count += 1;
         let latency_s = now - event.timestamp;
-        if latency_s < 0.0 {
+        if let Some(append_s) = marks.append_s {
+            let lag = append_s - event.timestamp;
+            let (low, high) = origin.append_lag_s.unwrap_or((lag, lag));
+            origin.append_lag_s = Some((low.min(lag), high.max(lag)));
+            origin.appended += 1;
+        }
+        if marks.warmup {
+            origin.warmup += 1;
+        } else if latency_s < 0.0 {
             origin.future += 1;
             origin.max_ahead_s = origin.max_ahead_s.max(-latency_s);
         } else {
@@ -337,6 +387,25 @@ impl Tally {
         all
     }
 
+    /// How an origin's clock compares with the broker's, from the append times of its events
+    /// (`None`: none had one).
+    pub fn clock(&self, origin: &str) -> Option<ClockBound> {
+        let tally = self.origins.get(origin)?;
+        let (low, high) = tally.append_lag_s?;
+        Some(ClockBound {
+            appended: tally.appended,
+            append_lag_ms_min: low * 1000.0,
+            append_lag_ms_max: high * 1000.0,
+            producer_ahead_ms_at_least: (-low * 1000.0).max(0.0),
+            producer_behind_ms_at_most: (low * 1000.0).max(0.0),
+        })
+    }
+
+    /// Warm-up events of an origin, left out of its latency.
+    pub fn warmup_events(&self, origin: &str) -> u64 {
+        self.origins.get(origin).map_or(0, |tally| tally.warmup)
+    }
+
     /// Latency per origin, and how far ahead of the reader's clock its events were at most (ms).
     pub fn latency(&self, origin: &str) -> Option<(LatencySummary, f64)> {
         let tally = self.origins.get(origin)?;
@@ -355,6 +424,7 @@ mod tests {
         whole: true,
         from_zero: true,
         ends: None,
+        read_uncommitted: false,
     };
 
     fn event(origin: &str, run: &str, n: u64, timestamp: f64) -> Vec<u8> {
@@ -466,6 +536,36 @@ mod tests {
         assert_eq!((a.count, a.anomalies), (120, Anomalies::default()));
         assert_eq!(a.runs.len(), 2);
         assert!(a.runs.contains_key(second));
+    }
+
+    #[test]
+    fn warmup_events_are_counted_and_kept_out_of_latency() {
+        let mut tally = Tally::new();
+        let slow = event("a", RUN, 0, NOW - 9.0);
+        let fast = event("a", RUN, 1, NOW - 0.5);
+        let warm = Marks {
+            warmup: true,
+            append_s: Some(NOW - 9.25),
+        };
+        tally.record_marked(Some(&slow), Some(RUN.as_bytes()), warm, 0, NOW);
+        let appended = Marks {
+            warmup: false,
+            append_s: Some(NOW - 0.5 - 0.125),
+        };
+        tally.record_marked(Some(&fast), Some(RUN.as_bytes()), appended, 0, NOW);
+        // Appended 250 and 125 ms before their timestamps: that clock is 250 ms ahead at least.
+        let clock = tally.clock("a").unwrap();
+        assert_eq!(clock.appended, 2);
+        let near = |a: f64, b: f64| (a - b).abs() < 0.01;
+        assert!(near(clock.append_lag_ms_min, -250.0), "{clock:?}");
+        assert!(near(clock.append_lag_ms_max, -125.0), "{clock:?}");
+        assert!(near(clock.producer_ahead_ms_at_least, 250.0), "{clock:?}");
+        assert_eq!(clock.producer_behind_ms_at_most, 0.0);
+        assert_eq!(tally.clock("b"), None);
+        let (latency, _) = tally.latency("a").unwrap();
+        assert!((latency.max - 500.0).abs() < 1.0, "{}", latency.max);
+        assert_eq!(tally.warmup_events("a"), 1);
+        assert_eq!(tally.origins()["a"].count(), 2);
     }
 
     #[test]

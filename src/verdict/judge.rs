@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::tally::latency::LatencySummary;
+use crate::tally::ClockBound;
 use crate::tally::{OriginVerdict, Reports, Tally};
 use crate::verdict::{Accounting, Anomalies, Findings, Scope, Verdict};
 use crate::wire::series::Series;
@@ -110,6 +111,8 @@ pub struct View {
     pub skipped_offsets: u64,
     /// The consumer group, for the wording.
     pub group: String,
+    /// The consumer read uncommitted (aborted transactions' events are no aborted reads).
+    pub read_uncommitted: bool,
 }
 
 impl View {
@@ -131,6 +134,7 @@ impl View {
             whole,
             from_zero: whole && self.from_zero,
             ends: None,
+            read_uncommitted: self.read_uncommitted,
         }
     }
 }
@@ -146,6 +150,42 @@ pub struct OriginReport {
     pub latency_ms: LatencySummary,
     /// How far ahead of the consumer's clock its events were stamped at most (0: none were).
     pub clock_ahead_ms_max: f64,
+    /// Warm-up events (`produce --warmup`): counted and judged, left out of `latency_ms`.
+    pub warmup_events: u64,
+    /// How its clock compares with the broker's, from append times (a topic with
+    /// `message.timestamp.type=LogAppendTime`; absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockBound>,
+}
+
+/// Events that reached the broker more than this long after their timestamps make an origin's
+/// latencies suspect: its clock may be behind.
+const IMPLAUSIBLE_APPEND_LAG_MS: f64 = 1000.0;
+
+/// Notes on origins whose clock the broker's append times show ahead of the broker's, or
+/// possibly behind it: their latencies are not to be trusted as they are.
+pub fn clock_notes(tally: &Tally, findings: &mut Findings) {
+    let mut origins: Vec<&String> = tally.origins().keys().collect();
+    origins.sort();
+    for origin in origins {
+        let Some(clock) = tally.clock(origin) else {
+            continue;
+        };
+        if clock.producer_ahead_ms_at_least > 0.0 {
+            findings.notes.push(format!(
+                "{origin}: its clock is at least {:.0} ms ahead of the broker's (events appended \
+                 before their timestamps); its latencies are understated by as much",
+                clock.producer_ahead_ms_at_least
+            ));
+        } else if clock.producer_behind_ms_at_most > IMPLAUSIBLE_APPEND_LAG_MS {
+            findings.notes.push(format!(
+                "{origin}: every event reached the broker at least {:.0} ms after its timestamp: \
+                 its clock is behind the broker's by up to that much, or the events waited that \
+                 long; its latencies may be overstated",
+                clock.producer_behind_ms_at_most
+            ));
+        }
+    }
 }
 
 /// A consumer's final (or running) report.
@@ -277,6 +317,8 @@ pub fn consume(
                 .latency(&origin)
                 .unwrap_or((LatencySummary::default(), 0.0));
             let report = OriginReport {
+                warmup_events: tally.warmup_events(&origin),
+                clock: tally.clock(&origin),
                 verdict,
                 latency_ms,
                 clock_ahead_ms_max,
@@ -284,6 +326,7 @@ pub fn consume(
             (origin, report)
         })
         .collect();
+    clock_notes(tally, &mut findings);
     ConsumeReport {
         consumed: tally.consumed(),
         malformed: tally.malformed(),
@@ -335,6 +378,7 @@ mod tests {
                 sent: acked,
                 acked: to_pairs(&set),
                 failed: vec![],
+                aborted: vec![],
                 acked_high: vec![],
                 target_rate: 0.0,
                 series: Default::default(),

@@ -105,6 +105,10 @@ anomalies! {
     beyond_sent: Fail, "more than the run sent";
     /// Partitions whose log now ends at or below an offset the run had acknowledged.
     truncated: Fail, "partitions truncated below an acknowledged offset";
+    /// Events of a transaction their producer aborted, seen by a read-committed reader.
+    aborted_reads: Fail, "aborted reads (events of an aborted transaction, seen read-committed)";
+    /// Events of an aborted transaction seen by a read-uncommitted reader, as it may.
+    aborted_seen: Counted, "aborted but seen (read uncommitted)";
     /// Seen although the producer saw its delivery fail or time out.
     unacked_seen: Counted, "unacked but seen (delivery failed, yet written)";
     /// Sent after the run's last report: neither acknowledged nor failed in it.
@@ -161,6 +165,8 @@ pub struct Accounting {
     pub unreported_tail: u64,
     /// First copies of events at or above what a finished run sent.
     pub beyond_sent: u64,
+    /// First copies of events of transactions their run aborted.
+    pub aborted: u64,
     /// First copies of events of runs without any report.
     pub unreported_run: u64,
     /// Events not from a run of this tool.
@@ -175,6 +181,7 @@ impl Accounting {
             + self.unacked_seen
             + self.unreported_tail
             + self.beyond_sent
+            + self.aborted
             + self.unreported_run
             + self.foreign
     }
@@ -186,6 +193,7 @@ impl Accounting {
         self.unacked_seen += other.unacked_seen;
         self.unreported_tail += other.unreported_tail;
         self.beyond_sent += other.beyond_sent;
+        self.aborted += other.aborted;
         self.unreported_run += other.unreported_run;
         self.foreign += other.foreign;
     }
@@ -198,6 +206,7 @@ impl Accounting {
             ("unacked-seen", self.unacked_seen),
             ("unreported tail", self.unreported_tail),
             ("beyond sent", self.beyond_sent),
+            ("aborted", self.aborted),
             ("of unreported runs", self.unreported_run),
             ("foreign", self.foreign),
         ];
@@ -226,6 +235,9 @@ pub struct Scope<'a> {
     /// Where each partition's log ended when it was read (partition → end offset), if known:
     /// a run's acknowledged offset at or past it is a truncation.
     pub ends: Option<&'a BTreeMap<i32, i64>>,
+    /// The reader read uncommitted: events of aborted transactions are expected among what it
+    /// read (`aborted_seen`), not aborted reads.
+    pub read_uncommitted: bool,
 }
 
 /// What was seen of one run, as the judging needs it.
@@ -253,6 +265,9 @@ pub struct RunVerdict {
     /// Events the run reported failed (not acknowledged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<u64>,
+    /// Events of transactions the run aborted (absent for a run without aborts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<u64>,
     /// When the run's last report was written (seconds since the epoch).
     pub last_report: Option<f64>,
     /// Events of this run on the topic (duplicates included).
@@ -299,6 +314,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
             expected: None,
             sent: None,
             failed: None,
+            aborted: None,
             last_report: None,
             count,
             anomalies,
@@ -310,8 +326,15 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
     };
     let acked = from_pairs(&report.acked);
     let failed = from_pairs(&report.failed);
+    let aborted = from_pairs(&report.aborted);
     let delivered = seen.ns.overlap(&acked);
     let unacked_seen = seen.ns.overlap(&failed);
+    let aborted_seen = seen.ns.overlap(&aborted);
+    match scope.read_uncommitted {
+        true => anomalies.aborted_seen = aborted_seen,
+        false => anomalies.aborted_reads = aborted_seen,
+    }
+    accounting.aborted = aborted_seen;
     let beyond_sent = match report.state {
         RunState::Finished => seen.ns.count_from(report.sent),
         RunState::Running => 0,
@@ -320,7 +343,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
     if scope.whole {
         anomalies.lost = acked.len() - delivered;
         if anomalies.lost > 0 {
-            lost_n = seen.ns.missing_of(&acked);
+            lost_n = acked.difference(seen.ns).ranges().collect();
         }
     }
     if let Some(ends) = scope.ends {
@@ -335,7 +358,8 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
     }
     anomalies.unacked_seen = unacked_seen;
     anomalies.beyond_sent = beyond_sent;
-    anomalies.unreported_tail = seen.ns.len() - delivered - unacked_seen - beyond_sent;
+    anomalies.unreported_tail =
+        seen.ns.len() - delivered - unacked_seen - beyond_sent - aborted_seen;
     accounting.delivered = delivered;
     accounting.unacked_seen = unacked_seen;
     accounting.beyond_sent = beyond_sent;
@@ -349,6 +373,7 @@ pub fn judge_run(seen: &Seen<'_>, report: Option<&RunReport>, scope: Scope<'_>) 
         expected: Some(acked.len()),
         sent: Some(report.sent),
         failed: Some(failed.len()),
+        aborted: (!aborted.is_empty()).then(|| aborted.len()),
         last_report: Some(report.updated),
         count,
         anomalies,
@@ -447,6 +472,7 @@ mod tests {
             sent,
             acked: to_pairs(acked),
             failed: to_pairs(failed),
+            aborted: vec![],
             acked_high: vec![],
             target_rate: 0.0,
             series: Default::default(),
@@ -460,6 +486,7 @@ mod tests {
         whole: true,
         from_zero: true,
         ends: None,
+        read_uncommitted: false,
     };
 
     #[test]
@@ -494,6 +521,43 @@ mod tests {
     }
 
     #[test]
+    fn aborted_events_seen_are_aborted_reads_read_committed_and_counted_read_uncommitted() {
+        // Committed 0..40 and 60..100, aborted 40..60; seen: all committed and 45..50.
+        let mut r = report(
+            RunState::Finished,
+            100,
+            &set(&[(0, 40), (60, 100)]),
+            &RangeSet::new(),
+        );
+        r.aborted = vec![[40, 60]];
+        let seen_ns = set(&[(0, 40), (45, 50), (60, 100)]);
+        let seen = Seen {
+            ns: &seen_ns,
+            duplicates: 0,
+            out_of_order: 0,
+        };
+        let committed = judge_run(&seen, Some(&r), WHOLE);
+        assert_eq!(committed.anomalies.aborted_reads, 5);
+        assert_eq!(committed.anomalies.aborted_seen, 0);
+        assert_eq!(committed.anomalies.lost, 0);
+        assert_eq!(committed.anomalies.unreported_tail, 0);
+        assert_eq!(committed.accounting.aborted, 5);
+        assert_eq!(committed.accounting.total(), 85);
+        assert_eq!(committed.aborted, Some(20));
+        let uncommitted = judge_run(
+            &seen,
+            Some(&r),
+            Scope {
+                read_uncommitted: true,
+                ..WHOLE
+            },
+        );
+        assert_eq!(uncommitted.anomalies.aborted_reads, 0);
+        assert_eq!(uncommitted.anomalies.aborted_seen, 5);
+        assert_eq!(uncommitted.accounting.total(), 85);
+    }
+
+    #[test]
     fn a_running_run_has_a_tail_not_events_beyond_sent() {
         let ns = set(&[(0, 60)]);
         let seen = Seen {
@@ -523,6 +587,7 @@ mod tests {
             whole: false,
             from_zero: false,
             ends: None,
+            read_uncommitted: false,
         };
         assert_eq!(judge_run(&seen, Some(&r), partial).anomalies.lost, 0);
         assert_eq!(judge_run(&seen, Some(&r), WHOLE).anomalies.lost, 50);
@@ -543,6 +608,7 @@ mod tests {
         let ends = BTreeMap::from([(0, 42), (1, 7)]);
         let scope = Scope {
             ends: Some(&ends),
+            read_uncommitted: false,
             ..WHOLE
         };
         let v = judge_run(&seen, Some(&r), scope);

@@ -14,7 +14,8 @@ use rdkafka::message::Message;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::kafka::reader::{read_all, read_to_end, LogEnds};
+use crate::kafka::config::Isolation;
+use crate::kafka::reader::{read_all_isolated, read_to_end, LogEnds};
 use crate::kafka::session::Session;
 use crate::report::html::{Latency, OriginRow, Page};
 use crate::report::{self, origin_table, OutputFormat};
@@ -25,8 +26,8 @@ use crate::verdict::judge;
 use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdict};
 use crate::wire::control::{from_pairs, ControlRecord, MemberReport};
 use crate::wire::event::python_timestamp;
-use crate::wire::run_header;
 use crate::wire::series::{decode_histogram, Series};
+use crate::wire::{marks, run_header, Marks};
 use against::{Comparison, Match};
 use hdrhistogram::Histogram;
 
@@ -43,6 +44,8 @@ pub struct VerifyOptions {
     pub group: Option<String>,
     /// Report format.
     pub output: OutputFormat,
+    /// Committed records only, or aborted transactions' too.
+    pub isolation: Isolation,
 }
 
 /// The aggregation job comparison.
@@ -168,16 +171,17 @@ struct Data {
 }
 
 impl Data {
-    /// Takes one record of the data topic; `now` is the reader's clock, for future timestamps.
+    /// Takes one record of the data topic, with its run header and its [`Marks`]; `now` is the reader's clock, for future timestamps.
     fn take(
         &mut self,
         payload: Option<&[u8]>,
-        run: Option<&[u8]>,
+        (run, marks): (Option<&[u8]>, Marks),
         partition: i32,
         offset: i64,
         now: f64,
     ) {
-        self.tally.record(payload, run, partition, now);
+        self.tally
+            .record_marked(payload, run, marks, partition, now);
         if let Ok(offset) = u64::try_from(offset) {
             self.offsets.entry(partition).or_default().insert(offset);
         }
@@ -204,11 +208,11 @@ fn read_control(session: &Session, options: &VerifyOptions) -> Result<Control> {
 fn read_data(session: &Session, options: &VerifyOptions) -> Result<Data> {
     let mut data = Data::default();
     let now = python_timestamp(SystemTime::now());
-    let found = read_all(session, &options.topic, |message| {
+    let found = read_all_isolated(session, &options.topic, options.isolation, |message| {
         let (partition, offset) = (message.partition(), message.offset());
         data.take(
             message.payload(),
-            run_header(message),
+            (run_header(message), marks(message)),
             partition,
             offset,
             now,
@@ -234,6 +238,7 @@ fn assess(
     let read = Read {
         offsets: &data.offsets,
         ends: &data.ends,
+        isolation: options.isolation,
     };
     let (topic, control_topic) = (&options.topic, &options.control_topic);
     let mut report = judge(topic, control_topic, &data.tally, &control.reports, read);
@@ -308,6 +313,8 @@ pub struct Read<'a> {
     pub offsets: &'a BTreeMap<i32, RangeSet>,
     /// Where each partition ended.
     pub ends: &'a LogEnds,
+    /// Whether aborted transactions' records were read too.
+    pub isolation: Isolation,
 }
 
 /// Compares what runs reported with what the topic holds.
@@ -322,9 +329,11 @@ pub fn judge(
         whole: true,
         from_zero: read.offsets.values().all(|r| r.start() == Some(0)),
         ends: Some(read.ends),
+        read_uncommitted: read.isolation == Isolation::ReadUncommitted,
     };
     let origins = tally.judge(reports, scope);
     let mut findings = Findings::default();
+    crate::verdict::judge::clock_notes(tally, &mut findings);
     if origins.is_empty() {
         findings.reasons.push(format!(
             "nothing to verify: no events on {topic} and no run reports"
@@ -580,6 +589,7 @@ mod tests {
             against: None,
             group: Some("rec-g1".into()),
             output: OutputFormat::Json,
+            isolation: Isolation::ReadCommitted,
         };
         let mut control = Control::default();
         for record in records("control.jsonl") {
@@ -590,7 +600,13 @@ mod tests {
         let now = 2_000_000_000.0;
         for r in records("data.jsonl") {
             let run = r.run.as_deref().map(str::as_bytes);
-            data.take(Some(r.value.as_bytes()), run, r.partition, r.offset, now);
+            data.take(
+                Some(r.value.as_bytes()),
+                (run, Marks::default()),
+                r.partition,
+                r.offset,
+                now,
+            );
         }
         data.ends = serde_json::from_str(&recorded("ends.json")).unwrap();
         assert_eq!(data.tally.consumed(), 800);
@@ -630,6 +646,7 @@ mod tests {
             sent: acked_set.end().max(failed_set.end()),
             acked: to_pairs(&acked_set),
             failed: to_pairs(&failed_set),
+            aborted: vec![],
             acked_high: vec![],
             target_rate: 0.0,
             series: Default::default(),
@@ -655,6 +672,7 @@ mod tests {
         let read = Read {
             offsets: &offsets,
             ends: &ends,
+            isolation: Isolation::ReadCommitted,
         };
         judge("t", "c", tally, reports, read)
     }

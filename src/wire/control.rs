@@ -73,6 +73,11 @@ pub struct RunReport {
     pub acked: Vec<[u64; 2]>,
     /// `n` whose delivery failed, as half-open ranges.
     pub failed: Vec<[u64; 2]>,
+    /// `n` of transactions the run aborted (`--abort-rate`), as half-open ranges: a
+    /// read-committed reader must never see them. For a transactional run `acked` holds only
+    /// committed events.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aborted: Vec<[u64; 2]>,
     /// `[partition, offset]`: the highest offset acknowledged on each partition written to.
     #[serde(default)]
     pub acked_high: Vec<[i64; 2]>,
@@ -170,6 +175,7 @@ mod tests {
             sent: 3,
             acked: vec![[0, 3]],
             failed: vec![],
+            aborted: vec![],
             acked_high: vec![[0, 2]],
             target_rate: 0.0,
             series: Default::default(),

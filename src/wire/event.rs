@@ -18,6 +18,11 @@
 //! record headers (a mirror that drops them, a job that republishes values): a byte copy is a
 //! duplicate of that run's event, not a new one. A random `_id` matches the mix with probability
 //! 2^-64, so the original client's events and other writers' stay *foreign*.
+//!
+//! **Padding.** `produce --payload-bytes N` makes every value N bytes long with a fifth field
+//! after the four, `"padding": "xxx…"` ([`EventEncoder::with_payload_bytes`]): still valid JSON,
+//! the four fields first in the original's order, so `json.loads(value)["origin"]` (the Spark
+//! job's UDF) and this tool's readers see the same event. Without it the bytes are the original's.
 
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,6 +30,16 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 
 const CONTENT_PREFIX: &str = "Message #";
+
+/// What comes between the `content` string and the padding characters of a padded event.
+const PADDING_OPEN: &[u8] = b", \"padding\": \"";
+
+/// The character padding is made of: plain ASCII, nothing to escape.
+const PADDING_CHAR: u8 = b'x';
+
+/// The largest `--payload-bytes`: under Kafka's default `message.max.bytes` (1 048 588), with
+/// room for the record's key, headers and framing.
+pub const MAX_PAYLOAD_BYTES: usize = 1_000_000;
 
 /// Latest timestamp accepted when decoding: the year 9999. Anything later is not a real event.
 const MAX_TIMESTAMP: f64 = 253_402_300_800.0;
@@ -80,7 +95,7 @@ pub fn run_key(run_id: &str) -> RunKey {
 }
 
 /// splitmix64's finaliser: a bijection on 64 bits that spreads every input bit.
-fn mix(mut z: u64) -> u64 {
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -104,6 +119,8 @@ pub fn run_of(id: &str, n: u64) -> Option<RunKey> {
 pub struct EventEncoder {
     /// `, "origin": "<escaped origin>", "content": "Message #`: fixed for a run.
     middle: Vec<u8>,
+    /// The value length to pad to (`--payload-bytes`); 0: no padding, the original's bytes.
+    payload_bytes: usize,
     buf: Vec<u8>,
     float: ryu::Buffer,
     int: itoa::Buffer,
@@ -118,10 +135,21 @@ impl EventEncoder {
         middle.extend_from_slice(CONTENT_PREFIX.as_bytes());
         EventEncoder {
             middle,
+            payload_bytes: 0,
             buf: Vec::with_capacity(256),
             float: ryu::Buffer::new(),
             int: itoa::Buffer::new(),
         }
+    }
+
+    /// An encoder whose values are `bytes` long: the four fields, then a `"padding"` field of
+    /// `x`s that fills the rest. An event whose four fields alone leave no room for it (a long
+    /// origin, a small `bytes`) is sent unpadded, at its own length.
+    pub fn with_payload_bytes(origin: &str, bytes: usize) -> Self {
+        let mut encoder = EventEncoder::new(origin);
+        encoder.payload_bytes = bytes;
+        encoder.buf.reserve(bytes);
+        encoder
     }
 
     /// Encodes event number `n` with the given timestamp (seconds since the epoch) and `_id`.
@@ -137,25 +165,51 @@ impl EventEncoder {
         buf.extend_from_slice(id.simple().encode_lower(&mut hex).as_bytes());
         buf.extend_from_slice(&self.middle);
         buf.extend_from_slice(self.int.format(n).as_bytes());
-        buf.extend_from_slice(b"\"}");
+        buf.push(b'"');
+        let padded = buf.len() + PADDING_OPEN.len() + 2;
+        if self.payload_bytes >= padded {
+            buf.extend_from_slice(PADDING_OPEN);
+            // Within the capacity reserved for `payload_bytes`: no allocation.
+            buf.resize(buf.len() + self.payload_bytes - padded, PADDING_CHAR);
+            buf.push(b'"');
+        }
+        buf.push(b'}');
         buf
     }
 
     /// Encodes event number `n` of run `key`, stamped now, with its [`derived_id`].
     pub fn encode_now(&mut self, key: RunKey, n: u64) -> &[u8] {
-        self.encode(python_timestamp(SystemTime::now()), derived_id(key, n), n)
+        self.encode_at(SystemTime::now(), key, n)
+    }
+
+    /// Encodes event number `n` of run `key`, stamped `time`, with its [`derived_id`].
+    pub fn encode_at(&mut self, time: SystemTime, key: RunKey, n: u64) -> &[u8] {
+        self.encode(python_timestamp(time), derived_id(key, n), n)
     }
 }
 
-/// The `n` of an event this tool encoded, read from the end of the value (`…Message #<n>"}`)
-/// without parsing the rest: cheap enough for every delivery report.
+/// The `n` of an event this tool encoded, read from the end of the value (`…Message #<n>"}`,
+/// or `…Message #<n>", "padding": "xx…"}` when padded) without parsing the rest: cheap enough
+/// for every delivery report.
 pub fn sequence_number(value: &[u8]) -> Option<u64> {
-    let body = value.strip_suffix(b"\"}")?;
+    let body = strip_padding(value.strip_suffix(b"}")?).strip_suffix(b"\"")?;
     let start = body.iter().rposition(|b| !b.is_ascii_digit())? + 1;
     if !body[..start].ends_with(CONTENT_PREFIX.as_bytes()) || start == body.len() {
         return None;
     }
     std::str::from_utf8(&body[start..]).ok()?.parse().ok()
+}
+
+/// `bytes` without a trailing padding field (`, "padding": "xx…"`), or as they are.
+fn strip_padding(bytes: &[u8]) -> &[u8] {
+    let Some(inner) = bytes.strip_suffix(b"\"") else {
+        return bytes;
+    };
+    let start = inner
+        .iter()
+        .rposition(|&b| b != PADDING_CHAR)
+        .map_or(0, |i| i + 1);
+    inner[..start].strip_suffix(PADDING_OPEN).unwrap_or(bytes)
 }
 
 /// A decoded event, borrowing from the record value where it can.
@@ -203,7 +257,7 @@ struct Wire<'a> {
 
 /// Reads a value in exactly the shape [`EventEncoder`] (and the original client) writes, without
 /// a JSON parser: `{"timestamp": <digits>.<digits>, "_id": "<32 bytes>", "origin": "<no escapes>",
-/// "content": "<no escapes>"}`. Anything else — other spacing or key order, escapes, exponents —
+/// "content": "<no escapes>"}`, or that with the padding field before the `}`. Anything else — other spacing or key order, escapes, exponents —
 /// returns `None` and goes through serde_json, so both paths accept the same events.
 fn decode_exact(value: &[u8]) -> Option<Wire<'_>> {
     let rest = value.strip_prefix(b"{\"timestamp\": ")?;
@@ -223,7 +277,7 @@ fn decode_exact(value: &[u8]) -> Option<Wire<'_>> {
     let (origin, rest) = split_plain_string(rest)?;
     let rest = rest.strip_prefix(b", \"content\": \"")?;
     let (content, rest) = split_plain_string(rest)?;
-    if rest != b"}" {
+    if strip_padding(rest.strip_suffix(b"}")?) != b"" {
         return None;
     }
     Some(Wire {
@@ -294,6 +348,51 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(bytes).unwrap(),
             r#"{"timestamp": 1707128717.277745, "_id": "339e0f352b4843bfa0d512b796019a92", "origin": "kafka-test-app-0 (10.1.29.185)", "content": "Message #121"}"#
+        );
+    }
+
+    #[test]
+    fn padded_events_are_exactly_n_bytes_with_the_four_fields_first() {
+        let plain = EventEncoder::new("kafka-test-app-0 (10.1.29.185)")
+            .encode(1707128717.277745, ID.parse().unwrap(), 121)
+            .to_vec();
+        let mut padded = EventEncoder::with_payload_bytes("kafka-test-app-0 (10.1.29.185)", 1024);
+        for n in [0, 121, 99_999_999, u64::MAX] {
+            let value = padded
+                .encode(1707128717.277745, ID.parse().unwrap(), n)
+                .to_vec();
+            assert_eq!(value.len(), 1024);
+            let json: serde_json::Value = serde_json::from_slice(&value).unwrap();
+            assert_eq!(json["content"], format!("Message #{n}"));
+            assert_eq!(json["padding"].as_str().unwrap().trim_matches('x'), "");
+            assert_eq!(sequence_number(&value), Some(n));
+            assert_eq!(decode(Some(&value)).unwrap().n, n);
+            assert!(
+                decode_exact(&value).is_some(),
+                "the fast path takes padded events"
+            );
+        }
+        // The four fields are the unpadded event's bytes, then the padding field.
+        let value = padded
+            .encode(1707128717.277745, ID.parse().unwrap(), 121)
+            .to_vec();
+        let head = &plain[..plain.len() - 1];
+        assert!(value.starts_with(head));
+        assert!(value[head.len()..].starts_with(b", \"padding\": \"xxx"));
+        // Exactly the room for an empty padding field, and one byte less: unpadded.
+        let room = plain.len() + PADDING_OPEN.len() + 1;
+        let mut tight = EventEncoder::with_payload_bytes("kafka-test-app-0 (10.1.29.185)", room);
+        let value = tight.encode(1707128717.277745, ID.parse().unwrap(), 121);
+        assert!(
+            value.ends_with(b"Message #121\", \"padding\": \"\"}"),
+            "{value:?}"
+        );
+        assert_eq!(value.len(), room);
+        let mut short =
+            EventEncoder::with_payload_bytes("kafka-test-app-0 (10.1.29.185)", room - 1);
+        assert_eq!(
+            short.encode(1707128717.277745, ID.parse().unwrap(), 121),
+            &plain[..]
         );
     }
 
@@ -402,8 +501,9 @@ mod tests {
             origin in "\\PC{0,24}",
             n in proptest::prelude::any::<u64>(),
             tweak in 0usize..6,
+            payload_bytes in proptest::prop_oneof![proptest::strategy::Just(0usize), 0usize..400],
         ) {
-            let mut encoder = EventEncoder::new(&origin);
+            let mut encoder = EventEncoder::with_payload_bytes(&origin, payload_bytes);
             let mut value = encoder.encode(timestamp, ID.parse().unwrap(), n).to_vec();
             // Variants the fast path must hand to serde_json (or reject like it).
             match tweak {
@@ -421,6 +521,9 @@ mod tests {
                     proptest::prop_assert_eq!(fast.id, slow.id);
                     proptest::prop_assert_eq!(fast.origin, slow.origin);
                     proptest::prop_assert_eq!(fast.content, slow.content);
+                    if tweak == 0 {
+                        proptest::prop_assert_eq!(sequence_number(&value), Some(n));
+                    }
                 }
                 (Some(_), None) => proptest::prop_assert!(false, "fast path accepted what serde_json rejects: {:?}", String::from_utf8_lossy(&value)),
                 (None, _) => {}

@@ -19,3 +19,30 @@ pub fn run_header<'a>(message: &'a BorrowedMessage<'_>) -> Option<&'a [u8]> {
         .find(|header| header.key == RUN_HEADER)
         .and_then(|header| header.value)
 }
+
+/// The record header that marks a warm-up event (`produce --warmup`): sent and verified like any
+/// other, but left out of latency statistics. A header, so the value stays the original's bytes.
+pub const WARMUP_HEADER: &str = "kta-warmup";
+
+/// What a record says about its event beside the value: whether it is warm-up, and when the
+/// broker appended it (a topic with `message.timestamp.type=LogAppendTime`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Marks {
+    /// It carries the [`WARMUP_HEADER`].
+    pub warmup: bool,
+    /// The broker's append time, seconds since the epoch (broker's clock).
+    pub append_s: Option<f64>,
+}
+
+/// The [`Marks`] of a record.
+pub fn marks(message: &BorrowedMessage<'_>) -> Marks {
+    Marks {
+        warmup: message
+            .headers()
+            .is_some_and(|headers| headers.iter().any(|header| header.key == WARMUP_HEADER)),
+        append_s: match message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms as f64 / 1000.0),
+            _ => None,
+        },
+    }
+}

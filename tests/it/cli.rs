@@ -152,6 +152,109 @@ fn bad_input_is_one_clear_line_and_exit_2() {
                 .into(),
         ),
         (
+            vec!["produce", "--topic", "t", "--key", "random:0"],
+            "error: invalid value 'random:0' for '--key <KEY>': 'random:0' has no number of keys \
+             of at least 1; give none, origin, random:K (K distinct keys, K at least 1) or \
+             sequential"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--key", "hash"],
+            "error: invalid value 'hash' for '--key <KEY>': 'hash' is not a key mode; give none, \
+             origin, random:K (K distinct keys, K at least 1) or sequential"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--payload-bytes", "2000000"],
+            "error: invalid value '2000000' for '--payload-bytes <PAYLOAD_BYTES>': give a whole \
+             number of bytes from 1 to 1000000 (Kafka's default message.max.bytes is 1048588)"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--compression", "brotli"],
+            "error: invalid value 'brotli' for '--compression <COMPRESSION>': 'brotli' is not a \
+             codec; give none, gzip, snappy, lz4 or zstd"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--ramp", "100:5000"],
+            "error: invalid value '100:5000' for '--ramp <FROM:TO:DURATION>': '100:5000' is not \
+             FROM:TO:DURATION; give FROM:TO:DURATION, e.g. 100:5000:2m"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--ramp", "100:-5:1m"],
+            "error: invalid value '100:-5:1m' for '--ramp <FROM:TO:DURATION>': TO '-5' is not a \
+             number of events per second (0 or more); give FROM:TO:DURATION, e.g. 100:5000:2m"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--ramp", "0:0:1m"],
+            "error: invalid value '0:0:1m' for '--ramp <FROM:TO:DURATION>': a ramp from 0 to 0 \
+             sends nothing; give FROM:TO:DURATION, e.g. 100:5000:2m"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--steps", "1000@30s,2000"],
+            "error: invalid value '1000@30s,2000' for '--steps <RATE@DURATION,...>': step '2000' \
+             is not RATE@DURATION; give RATE@DURATION,..., e.g. 1000@30s,2000@30s"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--steps", "0@30s"],
+            "error: invalid value '0@30s' for '--steps <RATE@DURATION,...>': rate '0' is not a \
+             positive number of events per second; give RATE@DURATION,..., e.g. \
+             1000@30s,2000@30s"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--steps", "10@0s"],
+            "error: invalid value '10@0s' for '--steps <RATE@DURATION,...>': duration '0s': it \
+             must be longer than 0s (e.g. 30s); give RATE@DURATION,..., e.g. 1000@30s,2000@30s"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--steps", "10@1s", "--rate", "5"],
+            "error: the argument '--steps <RATE@DURATION,...>' cannot be used with '--rate <RATE>'"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--warmup", "10s", "--duration", "10s"],
+            "kafka-test-app: error: --warmup 10s is not shorter than the run (10s): no event \
+             would count for latency; give a shorter --warmup"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--abort-rate", "0.2"],
+            "kafka-test-app: error: --abort-rate applies to transactions; give \
+             --transactional-id ID as well"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--transactional-id", "x", "--abort-rate", "1.5"],
+            "error: invalid value '1.5' for '--abort-rate <ABORT_RATE>': give the share of \
+             transactions to abort, from 0 to 1 (e.g. 0.2)"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--transactional-id", "x", "--txn-events", "0"],
+            "error: invalid value '0' for '--txn-events <TXN_EVENTS>': give a whole number of \
+             events per transaction, at least 1"
+                .into(),
+        ),
+        (
+            vec!["produce", "--topic", "t", "--transactional-id", " "],
+            "error: invalid value ' ' for '--transactional-id <TRANSACTIONAL_ID>': give a \
+             non-empty id, the same for a producer and its restarts"
+                .into(),
+        ),
+        (
+            vec!["verify", "--topic", "t", "--isolation", "dirty"],
+            "error: invalid value 'dirty' for '--isolation <ISOLATION>': 'dirty' is not an \
+             isolation level; give read_committed or read_uncommitted"
+                .into(),
+        ),
+        (
             vec!["consume", "--topic", "t", "--idle-timeout", "soon"],
             "error: invalid value 'soon' for '--idle-timeout <IDLE_TIMEOUT>': expected number at 0"
                 .into(),

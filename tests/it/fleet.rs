@@ -94,6 +94,7 @@ pub(crate) fn write_report(
         sent: acked[1],
         acked: vec![acked],
         failed: vec![],
+        aborted: vec![],
         acked_high: vec![],
         target_rate: 0.0,
         series: Default::default(),

@@ -15,3 +15,4 @@ mod http;
 mod pictures;
 mod secrets;
 mod verdicts;
+mod workloads;
