@@ -695,42 +695,18 @@ impl ConnectionArgs {
 
 impl ProduceArgs {
     /// The producer's options, defaults resolved.
-    fn options(self) -> Result<ProduceOptions> {
+    fn options(mut self) -> Result<ProduceOptions> {
         let control_topic = match self.no_run_reports {
             true => None,
-            false => Some(control_topic(&self.topic, self.control_topic)?),
+            false => Some(control_topic(&self.topic, self.control_topic.take())?),
         };
-        let phases = match (self.ramp, self.steps) {
+        self.check_transaction_flags()?;
+        let phases = match (self.ramp.take(), self.steps.take()) {
             (Some(ramp), _) => vec![ramp],
             (None, Some(Steps(steps))) => steps,
             (None, None) => Vec::new(),
         };
-        if self.transactional_id.is_none() {
-            for (flag, given) in [
-                ("--txn-events", self.txn_events.is_some()),
-                ("--abort-rate", self.abort_rate.is_some()),
-            ] {
-                if given {
-                    return Err(Error::Usage(format!(
-                        "{flag} applies to transactions; give --transactional-id ID as well"
-                    )));
-                }
-            }
-        }
-        let length = match &phases[..] {
-            [] => self.duration,
-            phases => phases.iter().map(|p| p.duration).sum(),
-        };
-        if let Some((warmup, length)) = self.warmup.zip(length) {
-            if warmup >= length {
-                return Err(Error::Usage(format!(
-                    "--warmup {} is not shorter than the run ({}): no event would count for \
-                     latency; give a shorter --warmup",
-                    humantime::format_duration(warmup),
-                    humantime::format_duration(length)
-                )));
-            }
-        }
+        self.check_warmup(&phases)?;
         Ok(ProduceOptions {
             topic: TopicSpec {
                 name: self.topic,
@@ -764,6 +740,44 @@ impl ProduceArgs {
             report_interval: self.report_interval,
             control_topic,
         })
+    }
+}
+
+impl ProduceArgs {
+    /// Refuses the transaction flags without a transactional id (they would silently do nothing).
+    fn check_transaction_flags(&self) -> Result<()> {
+        if self.transactional_id.is_some() {
+            return Ok(());
+        }
+        for (flag, given) in [
+            ("--txn-events", self.txn_events.is_some()),
+            ("--abort-rate", self.abort_rate.is_some()),
+        ] {
+            if given {
+                return Err(Error::Usage(format!(
+                    "{flag} applies to transactions; give --transactional-id ID as well"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a warm-up as long as the run (of `phases`, or of --duration): no event would count
+    /// for latency.
+    fn check_warmup(&self, phases: &[Phase]) -> Result<()> {
+        let length = match phases {
+            [] => self.duration,
+            phases => phases.iter().map(|p| p.duration).sum(),
+        };
+        match self.warmup.zip(length) {
+            Some((warmup, length)) if warmup >= length => Err(Error::Usage(format!(
+                "--warmup {} is not shorter than the run ({}): no event would count for \
+                 latency; give a shorter --warmup",
+                humantime::format_duration(warmup),
+                humantime::format_duration(length)
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
