@@ -220,6 +220,34 @@ impl Collector for Status {
                     "1 while everything consumed verifies",
                     if r.verdict == Verdict::Pass { 1.0 } else { 0.0 },
                 )?;
+                if let Some(d) = &r.drain {
+                    gauge(
+                        &mut encoder,
+                        "kta_backlog_events",
+                        "Events the producer runs had acknowledged when the hold ended (so far, \
+                         while holding)",
+                        d.backlog as f64,
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_events",
+                        "Events consumed draining the backlog",
+                        d.events as f64,
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_seconds",
+                        "Seconds from the first assignment to the last record (to now, while \
+                         draining)",
+                        d.seconds.unwrap_or(0.0),
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_rate_events_per_second",
+                        "Events drained per second",
+                        d.events_per_s.unwrap_or(0.0),
+                    )?;
+                }
                 let histogram = encoder.encode_descriptor(
                     "kta_end_to_end_latency_seconds",
                     "Consume time minus the event's timestamp",

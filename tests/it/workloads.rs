@@ -710,3 +710,129 @@ fn append_times_bound_each_producers_clock_offset() {
         .count();
     assert_eq!(clock_notes, 2, "{verified}");
 }
+
+/// Whether consumer group `group` has a member now, and the sum of the offsets it committed on
+/// the `partitions` partitions of `topic` (records consumed, on a topic without transactions):
+/// what the cluster itself says of a held-back group.
+fn group_state(broker: &Broker, group: &str, topic: &str, partitions: i32) -> (bool, i64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let timeout = std::time::Duration::from_secs(10);
+    let admin: BaseConsumer = broker
+        .client_config()
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let groups = admin.fetch_group_list(Some(group), timeout).unwrap();
+    let has_member = groups
+        .groups()
+        .iter()
+        .any(|g| g.name() == group && !g.members().is_empty());
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = admin.committed_offsets(list, timeout).unwrap();
+    let sum = committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw())
+        .filter(|&offset| offset >= 0)
+        .sum();
+    (has_member, sum)
+}
+
+/// The drain of a consumer report, after checking what every drained backlog must show: the hold
+/// ended because every run finished, the drain consumed exactly the backlog (`events` acknowledged
+/// by `runs` runs) and ended on the control topic's word, and its rate is its count over its
+/// seconds.
+fn assert_drained(consumed: &serde_json::Value, runs: u64, events: u64) -> serde_json::Value {
+    assert_eq!(consumed["verdict"], "pass", "{consumed}");
+    assert_eq!(consumed["consumed"], events, "{consumed}");
+    assert_eq!(consumed["loss_judged"], true, "{consumed}");
+    crate::fleet::assert_no_anomaly(consumed);
+    let drain = consumed["drain"].clone();
+    assert_eq!(drain["hold_ended"], "runs_finished", "{drain}");
+    assert_eq!(
+        (&drain["runs"], &drain["runs_finished"]),
+        (&runs.into(), &runs.into()),
+        "{drain}"
+    );
+    assert_eq!(drain["backlog"], events, "{drain}");
+    assert_eq!(drain["events"], events, "{drain}");
+    assert_eq!(drain["complete"], true, "{drain}");
+    let seconds = drain["seconds"].as_f64().unwrap();
+    let rate = drain["events_per_s"].as_f64().unwrap();
+    assert!(seconds > 0.0 && rate > 0.0, "{drain}");
+    let count_over_seconds = events as f64 / seconds;
+    assert!(
+        (rate - count_over_seconds).abs() <= 1e-9 * count_over_seconds,
+        "{rate} events/s reported, {events} events in {seconds} s: {drain}"
+    );
+    assert!(drain["join_s"].as_f64().unwrap() >= 0.0, "{drain}");
+    drain
+}
+
+/// Backlog mode. A consumer started before any producer holds its group back
+/// (`--hold-until-done --hold-runs 2`) while two producers build a backlog one after the other:
+/// once the first has finished, the cluster shows the group with no member and nothing
+/// committed. Once the second has finished, the consumer joins and drains: exact verdict, the
+/// drain's count is the backlog's (every event the two runs acknowledged), its rate is that count
+/// over its seconds, and it ends on the control topic's word (the idle timeout is far off). A
+/// consumer started once the backlog is built (no `--hold-runs`) drains it at once, alike.
+#[test]
+fn a_backlog_built_while_the_group_is_held_back_is_drained_exactly() {
+    let broker = Broker::start();
+    let topic = "wl-backlog";
+    let (prefix, group) = ("wl-backlog-held-", "wl-backlog-held-1");
+    let hold = |prefix: &str, extra: &[&str]| {
+        let mut command = app();
+        command
+            .args(["consume", "--topic", topic, "--hold-until-done"])
+            .args(["--consumer-group-prefix", prefix, "--output", "json"])
+            .args(["--idle-timeout", "120s"])
+            .args(extra)
+            .envs(broker.env());
+        command
+    };
+    let (consumer, mut stderr) = crate::common::spawn(&mut hold(prefix, &["--hold-runs", "2"]));
+    crate::common::wait_for_line(&mut stderr, "holding the group back");
+    let produce = |origin: &str, count: u64| {
+        let produced = json(&run(
+            app()
+                .args(["produce", "--topic", topic, "--partitions", "6"])
+                .args(["--rate", "0", "--num-messages", &count.to_string()])
+                .args(["--origin", origin, "--output", "json"])
+                .envs(broker.env()),
+            0,
+        ));
+        assert_eq!(produced["acked"], count, "{produced}");
+    };
+    let (a, b) = ("backlog-a (10.0.0.28)", "backlog-b (10.0.0.29)");
+    produce(a, 15000);
+    // The consumer has read the first run's final report, and holds on for the second.
+    crate::common::wait_for_line(&mut stderr, "holding: 1 of 1 runs finished");
+    assert_eq!(
+        group_state(broker, group, topic, 6),
+        (false, 0),
+        "the held-back group has no member and has committed nothing"
+    );
+    produce(b, 25000);
+    let stderr = crate::common::drain(stderr);
+    let (code, stdout) = crate::common::finish(consumer);
+    let stderr = stderr.join().unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("stopping: every announced producer run is fully consumed"),
+        "{stderr}"
+    );
+    let consumed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(consumed["origins"][a]["count"], 15000, "{consumed}");
+    assert_eq!(consumed["origins"][b]["count"], 25000, "{consumed}");
+    assert_drained(&consumed, 2, 40000);
+    // What the group committed is the whole topic: 40 000 records over the six partitions.
+    assert_eq!(group_state(broker, group, topic, 6), (false, 40000));
+
+    // Started once the backlog is built, a held consumer of another group drains it at once.
+    let later = json(&run(&mut hold("wl-backlog-later-", &[]), 0));
+    assert_drained(&later, 2, 40000);
+}
