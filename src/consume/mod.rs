@@ -314,7 +314,9 @@ impl Reading<'_> {
         self.status
             .set_cluster_up(self.session.events().cluster_up());
         self.note_assignment();
-        if !self.view.assigned && !self.said_waiting && self.start.elapsed() >= ASSIGNMENT_PATIENCE
+        // Patience runs from the subscription: after a hold, from its end.
+        let subscribed = self.held.map_or(self.start, |held| held.ended);
+        if !self.view.assigned && !self.said_waiting && subscribed.elapsed() >= ASSIGNMENT_PATIENCE
         {
             self.said_waiting = true;
             tracing::info!(

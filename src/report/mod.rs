@@ -229,7 +229,7 @@ fn drain_text(d: &Drain) -> String {
     let why = match d.hold_ended {
         HoldEnd::Holding => "still holding",
         HoldEnd::RunsFinished => "every run finished",
-        HoldEnd::IdleTimeout => "--idle-timeout, not every run finished",
+        HoldEnd::IdleTimeout => "--idle-timeout, before what it waited for",
         HoldEnd::Stopped => "stopped by a signal",
     };
     let mut text = format!(
@@ -557,7 +557,7 @@ mod tests {
         drain.complete = false;
         let text = drain_text(&drain);
         assert!(
-            text.starts_with("hold: 12.35 s until --idle-timeout, not every run finished;")
+            text.starts_with("hold: 12.35 s until --idle-timeout, before what it waited for;")
                 && text.ends_with("; not every run's events were consumed\n"),
             "{text}"
         );
@@ -565,8 +565,10 @@ mod tests {
         drain.notes(&mut findings);
         assert_eq!(
             findings.notes,
-            ["the hold ended on --idle-timeout, not because every run finished (1 of 2 runs had \
-              finished, 40000 events acknowledged): the drain may have raced a producer"]
+            [
+                "the hold ended on --idle-timeout, before what it waited for (1 of 2 runs \
+              finished, 40000 events acknowledged): the drain may have raced a producer"
+            ]
         );
         // Nothing drained: no rate, rather than 0 or infinity.
         assert_eq!(Drain::rate(0, Some(1.0)), None);

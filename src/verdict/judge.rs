@@ -286,8 +286,8 @@ impl Drain {
     pub fn notes(&self, findings: &mut Findings) {
         if self.hold_ended == HoldEnd::IdleTimeout {
             findings.notes.push(format!(
-                "the hold ended on --idle-timeout, not because every run finished ({} of {} runs \
-                 had finished, {} events acknowledged): the drain may have raced a producer",
+                "the hold ended on --idle-timeout, before what it waited for ({} of {} runs \
+                 finished, {} events acknowledged): the drain may have raced a producer",
                 self.runs_finished, self.runs, self.backlog
             ));
         }
