@@ -206,6 +206,19 @@ fn random_keys_use_at_most_k_partitions_and_sequential_keys_are_distinct() {
 }
 
 #[test]
+fn origin_keys_put_each_producer_on_one_partition() {
+    let topic = "wl-origin-key";
+    let (produced, records) = produce_and_check(topic, &["--key", "origin"], 3000);
+    assert_eq!(produced["workload"]["key"], "origin");
+    let origin = format!("workload-{topic} (10.0.0.18)");
+    for (_, key, _) in &records {
+        assert_eq!(key.as_deref(), Some(origin.as_bytes()));
+    }
+    let used: BTreeSet<i32> = records.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(used.len(), 1, "one key, one partition of the 6: {used:?}");
+}
+
+#[test]
 fn every_compression_codec_verifies_exactly() {
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("wl-{codec}");
@@ -471,6 +484,25 @@ fn transactions_with_aborts_verify_exactly_and_an_aborted_read_fails() {
         "{consumed}"
     );
     assert_eq!(consumed["verdict"], "pass");
+    // The consumer reading uncommitted counts the aborted events apart, as verify does.
+    let read_uncommitted = json(&run(
+        app()
+            .args(["consume", "--topic", topic, "--until-complete"])
+            .args(["--isolation", "read_uncommitted", "--output", "json"])
+            .args(["--idle-timeout", "60s"])
+            .envs(broker.env()),
+        0,
+    ));
+    assert_eq!(read_uncommitted["verdict"], "pass", "{read_uncommitted}");
+    assert_eq!(read_uncommitted["consumed"], 2000, "{read_uncommitted}");
+    assert_eq!(read_uncommitted["origins"][origin]["count"], 2000);
+    assert_eq!(
+        read_uncommitted["aborted_seen"], aborted,
+        "{read_uncommitted}"
+    );
+    assert_eq!(read_uncommitted["aborted_reads"], 0);
+    assert_eq!(read_uncommitted["accounting"]["delivered"], committed);
+    crate::fleet::assert_no_anomaly(&read_uncommitted);
 
     // Inject an aborted read: one aborted event written again, outside any transaction.
     let seen: BTreeSet<u64> = records(broker, topic)
