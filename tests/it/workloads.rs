@@ -868,3 +868,55 @@ fn a_backlog_built_while_the_group_is_held_back_is_drained_exactly() {
     let later = json(&run(&mut hold("wl-backlog-later-", &[]), 0));
     assert_drained(&later, 2, 40000);
 }
+
+/// README's Workloads examples, as written: bash runs the section's first `sh` block with
+/// `kafka-test-app` a function that keeps each command line it is given (loops, `&` and quotes
+/// expanded as a user's shell would), and every one of them must parse and plan, as the binary
+/// would before connecting.
+#[test]
+fn the_readme_workload_examples_parse_and_plan() {
+    use clap::Parser;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("### Workloads").expect("a Workloads section")..];
+    let start = section.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "kafka-test-app() {{ printf '%s\\0' \"$@\" > \"$(mktemp -p '{}')\"; }}\n{block}",
+        dir.path().display()
+    );
+    let status = Command::new("bash")
+        .args(["-euc", &script])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the block does not run as written:\n{block}"
+    );
+    let mut commands: Vec<Vec<String>> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|file| {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let mut argv = vec!["kafka-test-app".to_owned()];
+            argv.extend(
+                bytes
+                    .split(|&b| b == 0)
+                    .filter(|arg| !arg.is_empty())
+                    .map(|arg| String::from_utf8(arg.to_vec()).unwrap()),
+            );
+            argv
+        })
+        .collect();
+    commands.sort();
+    // Every `kafka-test-app` of the block ran once, the backlog's loop of three producers twice
+    // more.
+    let written = block.matches("kafka-test-app ").count();
+    assert_eq!(commands.len(), written + 2, "{commands:?}");
+    for argv in &commands {
+        let plan = kafka_test_app::Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"))
+            .plan();
+        assert!(plan.is_ok(), "{argv:?} does not plan: {:?}", plan.err());
+    }
+}
