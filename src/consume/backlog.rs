@@ -81,6 +81,7 @@ impl Reading<'_> {
             self.session.check()?;
             if self.session.is_cancelled() {
                 tracing::info!("stopping: signal received while holding the group back");
+                self.view.stopped_holding = true;
                 break HoldEnd::Stopped;
             }
             let (backlog, read_to_marks) = match self.link.as_mut() {

@@ -113,6 +113,8 @@ pub struct View {
     pub group: String,
     /// The consumer read uncommitted (aborted transactions' events are no aborted reads).
     pub read_uncommitted: bool,
+    /// It was stopped while holding its group back (`--hold-until-done`), so it never joined.
+    pub stopped_holding: bool,
 }
 
 impl View {
@@ -313,7 +315,12 @@ pub fn consume(
     let mut findings = Findings::default();
     origins(&verdicts, &mut findings);
     let behind = view.behind_total();
-    if !view.assigned {
+    if view.stopped_holding {
+        findings.incomplete.push(
+            "stopped while holding the group back (--hold-until-done): nothing was consumed"
+                .to_owned(),
+        );
+    } else if !view.assigned {
         findings.incomplete.push(format!(
             "no partitions were assigned to this consumer by group {} (the group coordinator \
              may still be waiting out a previous member's session)",
@@ -541,6 +548,21 @@ mod tests {
                 "no partitions were assigned to this consumer by group relation-9-1 (the group \
                   coordinator may still be waiting out a previous member's session)"
             ]
+        );
+    }
+
+    #[test]
+    fn a_consumer_stopped_while_holding_says_so() {
+        let view = View {
+            group: "g1".into(),
+            stopped_holding: true,
+            ..View::default()
+        };
+        let report = consume(&Tally::new(), &Reports::default(), &view, None, 3.0);
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        assert_eq!(
+            report.findings.incomplete,
+            vec!["stopped while holding the group back (--hold-until-done): nothing was consumed"]
         );
     }
 

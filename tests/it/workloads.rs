@@ -949,3 +949,39 @@ fn the_readme_workload_examples_parse_and_plan() {
         assert!(plan.is_ok(), "{argv:?} does not plan: {:?}", plan.err());
     }
 }
+
+/// A consumer stopped (SIGTERM) while it holds its group back says that it was holding and
+/// consumed nothing (incomplete, exit code 3), not that a group coordinator kept partitions from
+/// it; its drain says the hold was stopped, with no rate.
+#[test]
+fn a_consumer_stopped_while_holding_says_so() {
+    let broker = Broker::start();
+    let (consumer, mut stderr) = crate::common::spawn(
+        app()
+            .args(["consume", "--topic", "wl-held-stopped", "--hold-until-done"])
+            .args(["--output", "json"])
+            .envs(broker.env()),
+    );
+    crate::common::wait_for_line(&mut stderr, "holding the group back");
+    crate::common::signal(&consumer, libc::SIGTERM);
+    let stderr = crate::common::drain(stderr);
+    let (code, stdout) = crate::common::finish(consumer);
+    let stderr = stderr.join().unwrap();
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"], "incomplete", "{report}");
+    assert_eq!(
+        report["incomplete"],
+        serde_json::json!([
+            "stopped while holding the group back (--hold-until-done): nothing was consumed"
+        ])
+    );
+    assert_eq!(report["consumed"], 0);
+    let drain = &report["drain"];
+    assert_eq!(drain["hold_ended"], "stopped", "{drain}");
+    assert_eq!(
+        (&drain["events"], &drain["events_per_s"], &drain["complete"]),
+        (&0.into(), &serde_json::Value::Null, &false.into()),
+        "{drain}"
+    );
+}
