@@ -101,6 +101,7 @@ pub fn run(
         report_interval: Duration::from_secs(1),
         output,
         isolation: Default::default(),
+        hold: None,
     };
     let consumed = consume(&session()?, &options, status)?;
     let fleet = verify(

@@ -363,8 +363,20 @@ pub struct ConsumeArgs {
     pub isolation: Isolation,
 
     /// Write no member reports (then `verify --group` cannot account for this consumer).
-    #[arg(long, env = "KTA_NO_MEMBER_REPORTS", conflicts_with = "until_complete")]
+    #[arg(long, env = "KTA_NO_MEMBER_REPORTS", conflicts_with_all = ["until_complete", "hold_until_done"])]
     pub no_member_reports: bool,
+
+    /// Backlog mode: hold the group back (do not join it) until every producer run announced on
+    /// the control topic has finished, then drain the backlog and report the drain rate; stops
+    /// as --until-complete does.
+    #[arg(long, env = "KTA_HOLD_UNTIL_DONE")]
+    pub hold_until_done: bool,
+
+    /// With --hold-until-done: also hold until this many runs have reported since the consumer
+    /// started (producers that start at different moments, or a topic with earlier runs).
+    #[arg(long, env = "KTA_HOLD_RUNS", value_name = "N", requires = "hold_until_done",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub hold_runs: Option<u64>,
 
     /// Also write the report as one self-contained HTML page (charts, every origin, the JSON).
     #[arg(long, env = "KTA_HTML", value_name = "FILE")]
@@ -789,7 +801,13 @@ impl ConsumeArgs {
                 true => None,
                 false => Some(control_topic(&self.topic, self.control_topic)?),
             },
-            until_complete: self.until_complete,
+            // A drained backlog ends as --until-complete does, never on a count.
+            until_complete: self.until_complete || self.hold_until_done,
+            hold: self
+                .hold_until_done
+                .then_some(crate::consume::backlog::Hold {
+                    runs: self.hold_runs,
+                }),
             topic: self.topic,
             group_id: group_id(&self.consumer_group_prefix.unwrap_or(default_prefix)),
             expect: self.expect,
@@ -879,6 +897,7 @@ fn legacy_mode(args: LegacyArgs, default_prefix: String) -> Result<Mode> {
             report_interval: Duration::from_secs(10),
             output: OutputFormat::Text,
             isolation: Isolation::default(),
+            hold: None,
         })),
         (true, true) => Err(Error::Usage(
             "--producer and --consumer together are not supported; run one process of each"
@@ -1140,6 +1159,58 @@ mod tests {
         // -X is checked when planning, so that clap does not echo a malformed entry.
         let cli = Cli::try_parse_from(["kafka-test-app", "produce", "-t", "t", "-X", "nokey"]);
         assert!(cli.unwrap().plan().is_err());
+    }
+
+    #[test]
+    fn hold_until_done_drains_until_complete_and_hold_runs_needs_it() {
+        let Mode::Consume(options) = plan(&[
+            "consume",
+            "-t",
+            "t",
+            "--hold-until-done",
+            "--hold-runs",
+            "3",
+        ])
+        .unwrap()
+        .mode
+        else {
+            panic!("a consumer");
+        };
+        assert!(
+            options.until_complete,
+            "a drain ends on the control topic's word"
+        );
+        assert_eq!(
+            options.hold,
+            Some(crate::consume::backlog::Hold { runs: Some(3) })
+        );
+        let Mode::Consume(plain) = plan(&["consume", "-t", "t"]).unwrap().mode else {
+            panic!("a consumer");
+        };
+        assert_eq!(plain.hold, None);
+        for args in [
+            &["kafka-test-app", "consume", "-t", "t", "--hold-runs", "2"][..],
+            &[
+                "kafka-test-app",
+                "consume",
+                "-t",
+                "t",
+                "--hold-until-done",
+                "--hold-runs",
+                "0",
+            ],
+            &[
+                "kafka-test-app",
+                "consume",
+                "-t",
+                "t",
+                "--hold-until-done",
+                "--no-member-reports",
+            ],
+        ] {
+            let err = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+        }
     }
 
     #[test]

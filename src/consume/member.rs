@@ -2,7 +2,7 @@
 //! counts by origin) for `verify --group`, and reads the producers' run reports, which the
 //! consumer's verdict is judged against (and `--until-complete` waits on).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -38,6 +38,28 @@ pub struct ControlLink {
     reader_assigned: bool,
     /// The latest report of every run of the data topic read so far.
     runs: Reports,
+    /// Where the control topic's partitions ended when this consumer began to hold back
+    /// (`--hold-until-done`): a run with a report at or past them reported since then (`None`:
+    /// not holding; a partition missing from the map ended at 0).
+    hold_marks: Option<BTreeMap<i32, i64>>,
+    /// Runs (ids) with a report at or past [`ControlLink::hold_marks`].
+    reported_since_hold: BTreeSet<String>,
+    /// The offset after the last record read, per partition of the control topic: whether
+    /// the history up to the hold marks has been read.
+    read_to: BTreeMap<i32, i64>,
+}
+
+/// What the run reports read so far say about the backlog a held-back consumer waits for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Runs of the data topic announced.
+    pub runs: u64,
+    /// Of those, finished.
+    pub finished: u64,
+    /// Events they acknowledged.
+    pub acked: u64,
+    /// Runs that reported since the hold began.
+    pub reported_since_hold: u64,
 }
 
 impl ControlLink {
@@ -64,6 +86,9 @@ impl ControlLink {
             reader,
             reader_assigned: false,
             runs: Reports::default(),
+            hold_marks: None,
+            reported_since_hold: BTreeSet::new(),
+            read_to: BTreeMap::new(),
         })
     }
 
@@ -138,14 +163,75 @@ impl ControlLink {
             }
         }
         while let Some(Ok(message)) = reader.poll(Duration::from_millis(10)) {
+            self.read_to
+                .insert(message.partition(), message.offset() + 1);
             if let Some(ControlRecord::ProducerRun(run)) =
                 message.payload().and_then(ControlRecord::parse)
             {
                 if run.topic == self.data_topic {
+                    if let Some(marks) = &self.hold_marks {
+                        let mark = marks.get(&message.partition()).copied().unwrap_or(0);
+                        if message.offset() >= mark {
+                            self.reported_since_hold.insert(run.run.clone());
+                        }
+                    }
                     keep_latest(&mut self.runs, run);
                 }
             }
         }
+    }
+
+    /// Notes where the control topic ends now, so that [`Backlog::reported_since_hold`] counts
+    /// the runs reporting from here on; waits at most `timeout` for each answer (a control
+    /// topic that does not exist yet ends at 0). Returns whether the cluster answered.
+    pub fn mark_hold(&mut self, timeout: Duration) -> bool {
+        let reader = &self.reader;
+        let mut marks = BTreeMap::new();
+        let Some(partitions) = partition_count(reader.client(), &self.topic, timeout) else {
+            return false;
+        };
+        for partition in 0..partitions as i32 {
+            match reader.fetch_watermarks(&self.topic, partition, timeout) {
+                // An empty partition (or one whose records were all deleted) has nothing to
+                // read up to.
+                Ok((low, high)) if high > low => {
+                    marks.insert(partition, high);
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
+                    control_topic = %self.topic,
+                    partition,
+                    "cannot list where the control topic ends ({error}): its earlier runs may \
+                     count towards --hold-runs"
+                ),
+            }
+        }
+        self.hold_marks = Some(marks);
+        true
+    }
+
+    /// Whether every report written before [`ControlLink::mark_hold`] has been read (true when
+    /// not holding).
+    pub fn read_to_hold_marks(&self) -> bool {
+        self.hold_marks.as_ref().is_none_or(|marks| {
+            marks
+                .iter()
+                .all(|(p, &mark)| self.read_to.get(p).copied().unwrap_or(0) >= mark)
+        })
+    }
+
+    /// The backlog as the run reports read so far tell it.
+    pub fn backlog(&self) -> Backlog {
+        let mut backlog = Backlog {
+            reported_since_hold: self.reported_since_hold.len() as u64,
+            ..Backlog::default()
+        };
+        for run in self.runs.values() {
+            backlog.runs += 1;
+            backlog.finished += u64::from(run.state == RunState::Finished);
+            backlog.acked += from_pairs(&run.acked).len();
+        }
+        backlog
     }
 
     /// The latest report of every run read so far.

@@ -1,6 +1,7 @@
 //! The verifying consumer: joins the group, reads from the earliest offset, tallies every event
 //! and commits only what it has processed.
 
+pub mod backlog;
 pub mod member;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -19,11 +20,12 @@ use crate::live::status::{Status, PUBLISH_EVERY};
 use crate::report::{origin_table, OutputFormat};
 use crate::tally::Reports;
 use crate::tally::Tally;
-use crate::verdict::judge::{self, ConsumeReport, Ends, View};
+use crate::verdict::judge::{self, ConsumeReport, Ends, HoldEnd, View};
 use crate::wire::control::RunState;
 use crate::wire::event::python_timestamp;
 use crate::wire::series::Series;
 use crate::wire::{marks, run_header};
+use backlog::{Held, Hold};
 use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
@@ -62,6 +64,9 @@ pub struct ConsumeOptions {
     pub until_complete: bool,
     /// Committed records only, or aborted transactions' too.
     pub isolation: Isolation,
+    /// Backlog mode (`--hold-until-done`): hold the group back until the producer runs have
+    /// finished, then drain (with `until_complete`) and report the drain rate.
+    pub hold: Option<Hold>,
 }
 
 /// The consumer group id the original uses: the prefix followed by `1`.
@@ -121,8 +126,20 @@ pub fn consume(
         start,
         progress: Progress::detect(),
         consumed_per_s: Series::new(python_timestamp(SystemTime::now())),
+        held: None,
+        last_record: None,
+        drained: false,
     };
-    if let Some(partitions) = wait_for_topic(session, &consumer, options)? {
+    // The hold comes first: the runs it counts are those reporting since the consumer started.
+    let stopped = match &options.hold {
+        Some(hold) => reading.hold(hold)? == HoldEnd::Stopped,
+        None => false,
+    };
+    let partitions = match stopped {
+        true => None,
+        false => wait_for_topic(session, &consumer, options)?,
+    };
+    if let Some(partitions) = partitions {
         consumer
             .subscribe(&[&options.topic])
             .map_err(|e| Error::kafka("cannot subscribe", e))?;
@@ -131,7 +148,7 @@ pub fn consume(
         status.set_running(true);
         let read = reading.read();
         status.set_running(false);
-        read?;
+        reading.last_record = Some(read?);
     }
     let stop_by = Instant::now() + STOP_WITHIN;
     let report = reading.finish(stop_by);
@@ -163,12 +180,19 @@ struct Reading<'a> {
     /// Events consumed over time, sampled at every publish: for the member reports and the
     /// report's picture.
     consumed_per_s: Series,
+    /// Backlog mode: the hold, what the drain is measured from (`None` without one).
+    held: Option<Held>,
+    /// When the last record was read, once reading stopped: where a drain ends.
+    last_record: Option<Instant>,
+    /// Reading ended with every announced run finished and fully consumed.
+    drained: bool,
 }
 
 impl Reading<'_> {
     /// The poll loop: tallies events, stores their offsets, publishes the status and the member
-    /// reports, prints the periodic table; returns when a stop condition is met.
-    fn read(&mut self) -> Result<()> {
+    /// reports, prints the periodic table; returns when a stop condition is met, with when the
+    /// last record was read (when it started, if none was).
+    fn read(&mut self) -> Result<Instant> {
         let options = self.options;
         let mut next_publish = Instant::now();
         let mut last_activity = Instant::now();
@@ -180,11 +204,11 @@ impl Reading<'_> {
         loop {
             if self.session.is_cancelled() {
                 tracing::info!("stopping: signal received");
-                return Ok(());
+                return Ok(last_activity);
             }
             if options.expect.is_some_and(|n| self.tally.consumed() >= n) {
                 self.view.at_expect = true;
-                return Ok(());
+                return Ok(last_activity);
             }
             if let Some(idle) = options.idle_timeout {
                 if last_activity.elapsed() >= idle {
@@ -192,7 +216,7 @@ impl Reading<'_> {
                         "stopping: nothing new for {}",
                         humantime::format_duration(idle)
                     );
-                    return Ok(());
+                    return Ok(last_activity);
                 }
             }
             match self.consumer.poll(POLL) {
@@ -234,7 +258,7 @@ impl Reading<'_> {
                 next_publish = now + PUBLISH_EVERY;
                 if self.publish()? {
                     tracing::info!("stopping: every announced producer run is fully consumed");
-                    return Ok(());
+                    return Ok(last_activity);
                 }
             }
             if now >= next_report {
@@ -290,7 +314,9 @@ impl Reading<'_> {
         self.status
             .set_cluster_up(self.session.events().cluster_up());
         self.note_assignment();
-        if !self.view.assigned && !self.said_waiting && self.start.elapsed() >= ASSIGNMENT_PATIENCE
+        // Patience runs from the subscription: after a hold, from its end.
+        let subscribed = self.held.map_or(self.start, |held| held.ended);
+        if !self.view.assigned && !self.said_waiting && subscribed.elapsed() >= ASSIGNMENT_PATIENCE
         {
             self.said_waiting = true;
             tracing::info!(
@@ -380,6 +406,10 @@ impl Reading<'_> {
             self.start.elapsed().as_secs_f64(),
         );
         report.consumed_per_s = self.consumed_per_s.clone();
+        report.drain = self.drain();
+        if let Some(drain) = &report.drain {
+            drain.notes(&mut report.findings);
+        }
         report
     }
 
@@ -456,6 +486,12 @@ impl Reading<'_> {
         }
         self.consumed_per_s
             .sample(python_timestamp(SystemTime::now()), self.tally.consumed());
+        // What --until-complete waits for, said of the drain however reading stopped.
+        self.drained = !self.view.partial
+            && self
+                .link
+                .as_ref()
+                .is_some_and(|link| link.complete(&self.tally));
         let report = self.report(&self.view);
         self.status.publish_consume(
             report.clone(),

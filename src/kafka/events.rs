@@ -6,7 +6,8 @@
 //! context every client of a run shares to feed it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::config::RDKafkaLogLevel;
@@ -50,6 +51,8 @@ pub struct ClientEvents {
     last_failure_log: Mutex<Option<String>>,
     /// Rebalances a consumer went through (assignments given or taken).
     rebalances: AtomicU64,
+    /// When a consumer was first given partitions: where a backlog's drain starts.
+    first_assigned: OnceLock<Instant>,
 }
 
 impl ClientEvents {
@@ -61,6 +64,11 @@ impl ClientEvents {
     /// How many rebalances a consumer with this record went through so far.
     pub fn rebalances(&self) -> u64 {
         self.rebalances.load(Ordering::Relaxed)
+    }
+
+    /// When a consumer with this record was first given partitions, if it was.
+    pub fn first_assigned(&self) -> Option<Instant> {
+        self.first_assigned.get().copied()
     }
 
     /// Records an error reported by librdkafka's error callback.
@@ -248,9 +256,14 @@ impl ConsumerContext for ClientContext {
     fn post_rebalance(
         &self,
         _: &rdkafka::consumer::BaseConsumer<Self>,
-        _: &rdkafka::consumer::Rebalance<'_>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         self.events.rebalances.fetch_add(1, Ordering::Relaxed);
+        if let rdkafka::consumer::Rebalance::Assign(partitions) = rebalance {
+            if partitions.count() > 0 {
+                let _ = self.events.first_assigned.set(Instant::now());
+            }
+        }
     }
 }
 

@@ -220,6 +220,34 @@ impl Collector for Status {
                     "1 while everything consumed verifies",
                     if r.verdict == Verdict::Pass { 1.0 } else { 0.0 },
                 )?;
+                if let Some(d) = &r.drain {
+                    gauge(
+                        &mut encoder,
+                        "kta_backlog_events",
+                        "Events the producer runs had acknowledged when the hold ended (so far, \
+                         while holding)",
+                        d.backlog as f64,
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_events",
+                        "Events consumed draining the backlog",
+                        d.events as f64,
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_seconds",
+                        "Seconds from the first assignment to the last record (to now, while \
+                         draining)",
+                        d.seconds.unwrap_or(0.0),
+                    )?;
+                    gauge(
+                        &mut encoder,
+                        "kta_drain_rate_events_per_second",
+                        "Events drained per second",
+                        d.events_per_s.unwrap_or(0.0),
+                    )?;
+                }
                 let histogram = encoder.encode_descriptor(
                     "kta_end_to_end_latency_seconds",
                     "Consume time minus the event's timestamp",
@@ -254,6 +282,58 @@ mod tests {
         assert_eq!(counts.last(), Some(&(f64::INFINITY, 1)));
         assert_eq!(buckets.count(), 5);
         assert!((buckets.sum_s() - 100.0415).abs() < 1e-9);
+    }
+
+    /// The metrics a consumer with `report` publishes.
+    fn metrics_of(report: ConsumeReport) -> String {
+        let status = Status::default();
+        status.publish_consume(report, LatencyBuckets::default(), "t");
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(status));
+        let mut body = String::new();
+        prometheus_client::encoding::text::encode(&mut body, &registry).unwrap();
+        body
+    }
+
+    #[test]
+    fn a_held_consumer_has_its_backlog_and_drain_on_the_metrics() {
+        use crate::tally::{Reports, Tally};
+        use crate::verdict::judge::{self, Drain, HoldEnd, View};
+        let report = judge::consume(
+            &Tally::new(),
+            &Reports::default(),
+            &View::default(),
+            None,
+            1.0,
+        );
+        let plain = metrics_of(report.clone());
+        assert!(
+            !plain.contains("kta_drain") && !plain.contains("kta_backlog"),
+            "{plain}"
+        );
+        let held = metrics_of(ConsumeReport {
+            drain: Some(Drain {
+                held_s: 12.0,
+                hold_ended: HoldEnd::RunsFinished,
+                runs: 2,
+                runs_finished: 2,
+                backlog: 40000,
+                join_s: Some(0.25),
+                events: 40000,
+                seconds: Some(1.6),
+                events_per_s: Drain::rate(40000, Some(1.6)),
+                complete: true,
+            }),
+            ..report
+        });
+        for line in [
+            "kta_backlog_events 40000.0\n",
+            "kta_drain_events 40000.0\n",
+            "kta_drain_seconds 1.6\n",
+            "kta_drain_rate_events_per_second 25000.0\n",
+        ] {
+            assert!(held.contains(line), "{line}: {held}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::tally::latency::LatencySummary;
-use crate::verdict::judge::ConsumeReport;
+use crate::verdict::judge::{ConsumeReport, Drain, HoldEnd};
 use crate::verdict::{verdict_text, Anomalies, Findings, Verdict};
 use crate::wire::series::RunSeries;
 use html::{Latency, OriginRow, Page, RunLine};
@@ -217,7 +217,40 @@ pub fn consume_text(report: &ConsumeReport) -> String {
         report.elapsed_s,
         report.accounting.sum_line()
     );
+    if let Some(drain) = &report.drain {
+        text.push_str(&drain_text(drain));
+    }
     text.push_str(&verdict_text(report.verdict, &report.findings));
+    text
+}
+
+/// The lines of a consumer report on its hold and the drain of the backlog.
+fn drain_text(d: &Drain) -> String {
+    let why = match d.hold_ended {
+        HoldEnd::Holding => "still holding",
+        HoldEnd::RunsFinished => "every run finished",
+        HoldEnd::IdleTimeout => "--idle-timeout, before what it waited for",
+        HoldEnd::Stopped => "stopped by a signal",
+    };
+    let mut text = format!(
+        "hold: {:.2} s until {why}; backlog {} events acknowledged by {} runs ({} finished)\n",
+        d.held_s, d.backlog, d.runs, d.runs_finished
+    );
+    let _ = match (d.seconds, d.events_per_s) {
+        (Some(seconds), Some(rate)) => writeln!(
+            text,
+            "drain: {} events in {seconds:.3} s, {rate:.1} events/s (from the first assignment, \
+             {:.2} s after the hold, to the last record){}",
+            d.events,
+            d.join_s.unwrap_or(0.0),
+            if d.complete {
+                ""
+            } else {
+                "; not every run's events were consumed"
+            }
+        ),
+        _ => writeln!(text, "drain: {} events, no drain rate", d.events),
+    };
     text
 }
 
@@ -496,6 +529,55 @@ mod tests {
             !plain.contains("phase") && !plain.contains("transactions"),
             "{plain}"
         );
+    }
+
+    #[test]
+    fn a_drain_says_its_count_seconds_and_rate_and_how_the_hold_ended() {
+        let mut drain = Drain {
+            held_s: 12.345,
+            hold_ended: HoldEnd::RunsFinished,
+            runs: 2,
+            runs_finished: 2,
+            backlog: 40000,
+            join_s: Some(0.25),
+            events: 40000,
+            seconds: Some(1.6),
+            events_per_s: Drain::rate(40000, Some(1.6)),
+            complete: true,
+        };
+        assert_eq!(
+            drain_text(&drain),
+            "hold: 12.35 s until every run finished; backlog 40000 events acknowledged by 2 runs \
+             (2 finished)\n\
+             drain: 40000 events in 1.600 s, 25000.0 events/s (from the first assignment, 0.25 s \
+             after the hold, to the last record)\n"
+        );
+        drain.hold_ended = HoldEnd::IdleTimeout;
+        drain.runs_finished = 1;
+        drain.complete = false;
+        let text = drain_text(&drain);
+        assert!(
+            text.starts_with("hold: 12.35 s until --idle-timeout, before what it waited for;")
+                && text.ends_with("; not every run's events were consumed\n"),
+            "{text}"
+        );
+        let mut findings = Findings::default();
+        drain.notes(&mut findings);
+        assert_eq!(
+            findings.notes,
+            [
+                "the hold ended on --idle-timeout, before what it waited for (1 of 2 runs \
+              finished, 40000 events acknowledged): the drain may have raced a producer"
+            ]
+        );
+        // Nothing drained: no rate, rather than 0 or infinity.
+        assert_eq!(Drain::rate(0, Some(1.0)), None);
+        assert_eq!(Drain::rate(10, Some(0.0)), None);
+        assert_eq!(Drain::rate(10, None), None);
+        drain.events = 0;
+        drain.seconds = None;
+        drain.events_per_s = None;
+        assert!(drain_text(&drain).ends_with("drain: 0 events, no drain rate\n"));
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct View {
     pub group: String,
     /// The consumer read uncommitted (aborted transactions' events are no aborted reads).
     pub read_uncommitted: bool,
+    /// It was stopped while holding its group back (`--hold-until-done`), so it never joined.
+    pub stopped_holding: bool,
 }
 
 impl View {
@@ -226,6 +228,72 @@ pub struct ConsumeReport {
     pub latency_us: Option<Histogram<u64>>,
     /// Events consumed over time, sampled about once a second by the consumer.
     pub consumed_per_s: Series,
+    /// Backlog mode (`--hold-until-done`): the hold and the drain that followed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drain: Option<Drain>,
+}
+
+/// Why a consumer's hold (`--hold-until-done`) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldEnd {
+    /// Still holding (a running report).
+    Holding,
+    /// Every run announced had finished (and as many had reported as `--hold-runs` asked).
+    RunsFinished,
+    /// Nothing new on the control topic for `--idle-timeout`: the drain may race a producer.
+    IdleTimeout,
+    /// A signal stopped the consumer during the hold.
+    Stopped,
+}
+
+/// A backlog built while the consumer held its group back, and how fast it was drained: what an
+/// operator finding the cluster's drain capacity reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drain {
+    /// Seconds from the consumer's start to the end of the hold (it joined its group then).
+    pub held_s: f64,
+    /// Why the hold ended.
+    pub hold_ended: HoldEnd,
+    /// Producer runs of the topic announced on the control topic when the hold ended.
+    pub runs: u64,
+    /// Of those, how many had finished.
+    pub runs_finished: u64,
+    /// Events those runs had acknowledged when the hold ended: the backlog.
+    pub backlog: u64,
+    /// Seconds from the end of the hold to the first assignment (joining the group; `None`
+    /// before one).
+    pub join_s: Option<f64>,
+    /// Valid events consumed in the drain.
+    pub events: u64,
+    /// Seconds from the first assignment to the last record read (while draining: to now).
+    pub seconds: Option<f64>,
+    /// `events / seconds`: the drain rate (`None` before an event was drained).
+    pub events_per_s: Option<f64>,
+    /// The drain ended with every run announced finished and everything it acknowledged
+    /// consumed (`--until-complete`'s condition), not on a timeout or a signal.
+    pub complete: bool,
+}
+
+impl Drain {
+    /// The drain's events over its seconds, once both are known and positive.
+    pub fn rate(events: u64, seconds: Option<f64>) -> Option<f64> {
+        seconds
+            .filter(|&s| s > 0.0 && events > 0)
+            .map(|s| events as f64 / s)
+    }
+
+    /// A note when the hold ended on the idle timeout rather than on its condition: the drain
+    /// may have raced a producer.
+    pub fn notes(&self, findings: &mut Findings) {
+        if self.hold_ended == HoldEnd::IdleTimeout {
+            findings.notes.push(format!(
+                "the hold ended on --idle-timeout, before what it waited for ({} of {} runs \
+                 finished, {} events acknowledged): the drain may have raced a producer",
+                self.runs_finished, self.runs, self.backlog
+            ));
+        }
+    }
 }
 
 /// Lists partitions as `0, 3, 4`.
@@ -247,7 +315,12 @@ pub fn consume(
     let mut findings = Findings::default();
     origins(&verdicts, &mut findings);
     let behind = view.behind_total();
-    if !view.assigned {
+    if view.stopped_holding {
+        findings.incomplete.push(
+            "stopped while holding the group back (--hold-until-done): nothing was consumed"
+                .to_owned(),
+        );
+    } else if !view.assigned {
         findings.incomplete.push(format!(
             "no partitions were assigned to this consumer by group {} (the group coordinator \
              may still be waiting out a previous member's session)",
@@ -344,6 +417,7 @@ pub fn consume(
         latency_ms: Some(LatencySummary::of(&latency)).filter(|_| !latency.is_empty()),
         latency_us: Some(latency),
         consumed_per_s: Series::default(),
+        drain: None,
     }
 }
 
@@ -474,6 +548,21 @@ mod tests {
                 "no partitions were assigned to this consumer by group relation-9-1 (the group \
                   coordinator may still be waiting out a previous member's session)"
             ]
+        );
+    }
+
+    #[test]
+    fn a_consumer_stopped_while_holding_says_so() {
+        let view = View {
+            group: "g1".into(),
+            stopped_holding: true,
+            ..View::default()
+        };
+        let report = consume(&Tally::new(), &Reports::default(), &view, None, 3.0);
+        assert_eq!(report.verdict, Verdict::Incomplete);
+        assert_eq!(
+            report.findings.incomplete,
+            vec!["stopped while holding the group back (--hold-until-done): nothing was consumed"]
         );
     }
 

@@ -206,6 +206,19 @@ fn random_keys_use_at_most_k_partitions_and_sequential_keys_are_distinct() {
 }
 
 #[test]
+fn origin_keys_put_each_producer_on_one_partition() {
+    let topic = "wl-origin-key";
+    let (produced, records) = produce_and_check(topic, &["--key", "origin"], 3000);
+    assert_eq!(produced["workload"]["key"], "origin");
+    let origin = format!("workload-{topic} (10.0.0.18)");
+    for (_, key, _) in &records {
+        assert_eq!(key.as_deref(), Some(origin.as_bytes()));
+    }
+    let used: BTreeSet<i32> = records.iter().map(|(p, _, _)| *p).collect();
+    assert_eq!(used.len(), 1, "one key, one partition of the 6: {used:?}");
+}
+
+#[test]
 fn every_compression_codec_verifies_exactly() {
     for codec in ["gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("wl-{codec}");
@@ -471,6 +484,25 @@ fn transactions_with_aborts_verify_exactly_and_an_aborted_read_fails() {
         "{consumed}"
     );
     assert_eq!(consumed["verdict"], "pass");
+    // The consumer reading uncommitted counts the aborted events apart, as verify does.
+    let read_uncommitted = json(&run(
+        app()
+            .args(["consume", "--topic", topic, "--until-complete"])
+            .args(["--isolation", "read_uncommitted", "--output", "json"])
+            .args(["--idle-timeout", "60s"])
+            .envs(broker.env()),
+        0,
+    ));
+    assert_eq!(read_uncommitted["verdict"], "pass", "{read_uncommitted}");
+    assert_eq!(read_uncommitted["consumed"], 2000, "{read_uncommitted}");
+    assert_eq!(read_uncommitted["origins"][origin]["count"], 2000);
+    assert_eq!(
+        read_uncommitted["aborted_seen"], aborted,
+        "{read_uncommitted}"
+    );
+    assert_eq!(read_uncommitted["aborted_reads"], 0);
+    assert_eq!(read_uncommitted["accounting"]["delivered"], committed);
+    crate::fleet::assert_no_anomaly(&read_uncommitted);
 
     // Inject an aborted read: one aborted event written again, outside any transaction.
     let seen: BTreeSet<u64> = records(broker, topic)
@@ -709,4 +741,247 @@ fn append_times_bound_each_producers_clock_offset() {
         })
         .count();
     assert_eq!(clock_notes, 2, "{verified}");
+}
+
+/// Whether consumer group `group` has a member now, and the sum of the offsets it committed on
+/// the `partitions` partitions of `topic` (records consumed, on a topic without transactions):
+/// what the cluster itself says of a held-back group.
+fn group_state(broker: &Broker, group: &str, topic: &str, partitions: i32) -> (bool, i64) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let timeout = std::time::Duration::from_secs(10);
+    let admin: BaseConsumer = broker
+        .client_config()
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let groups = admin.fetch_group_list(Some(group), timeout).unwrap();
+    let has_member = groups
+        .groups()
+        .iter()
+        .any(|g| g.name() == group && !g.members().is_empty());
+    let mut list = rdkafka::TopicPartitionList::new();
+    for partition in 0..partitions {
+        list.add_partition(topic, partition);
+    }
+    let committed = admin.committed_offsets(list, timeout).unwrap();
+    let sum = committed
+        .elements()
+        .iter()
+        .filter_map(|e| e.offset().to_raw())
+        .filter(|&offset| offset >= 0)
+        .sum();
+    (has_member, sum)
+}
+
+/// The drain of a consumer report, after checking what every drained backlog must show: the hold
+/// ended as `hold_ended` says, the drain consumed exactly the backlog (`events` acknowledged by
+/// `runs` runs, all finished) and all of it, and its rate is its count over its seconds.
+fn assert_drained(
+    consumed: &serde_json::Value,
+    hold_ended: &str,
+    runs: u64,
+    events: u64,
+) -> serde_json::Value {
+    assert_eq!(consumed["verdict"], "pass", "{consumed}");
+    assert_eq!(consumed["consumed"], events, "{consumed}");
+    assert_eq!(consumed["loss_judged"], true, "{consumed}");
+    crate::fleet::assert_no_anomaly(consumed);
+    let drain = consumed["drain"].clone();
+    assert_eq!(drain["hold_ended"], hold_ended, "{drain}");
+    assert_eq!(
+        (&drain["runs"], &drain["runs_finished"]),
+        (&runs.into(), &runs.into()),
+        "{drain}"
+    );
+    assert_eq!(drain["backlog"], events, "{drain}");
+    assert_eq!(drain["events"], events, "{drain}");
+    assert_eq!(drain["complete"], true, "{drain}");
+    let seconds = drain["seconds"].as_f64().unwrap();
+    let rate = drain["events_per_s"].as_f64().unwrap();
+    assert!(seconds > 0.0 && rate > 0.0, "{drain}");
+    let count_over_seconds = events as f64 / seconds;
+    assert!(
+        (rate - count_over_seconds).abs() <= 1e-9 * count_over_seconds,
+        "{rate} events/s reported, {events} events in {seconds} s: {drain}"
+    );
+    assert!(drain["join_s"].as_f64().unwrap() >= 0.0, "{drain}");
+    drain
+}
+
+/// Backlog mode. A consumer started before any producer holds its group back
+/// (`--hold-until-done --hold-runs 2`) while two producers build a backlog one after the other:
+/// once the first has finished, the cluster shows the group with no member and nothing
+/// committed. Once the second has finished, the consumer joins and drains: exact verdict, the
+/// drain's count is the backlog's (every event the two runs acknowledged), its rate is that count
+/// over its seconds, and it ends on the control topic's word (the idle timeout is far off). A
+/// consumer started once the backlog is built (no `--hold-runs`) drains it at once, alike; one
+/// waiting for a third run that never comes ends its hold on `--idle-timeout`, with a note that
+/// says so, and drains alike.
+#[test]
+fn a_backlog_built_while_the_group_is_held_back_is_drained_exactly() {
+    let broker = Broker::start();
+    let topic = "wl-backlog";
+    let (prefix, group) = ("wl-backlog-held-", "wl-backlog-held-1");
+    let hold = |prefix: &str, extra: &[&str]| {
+        let mut command = app();
+        command
+            .args(["consume", "--topic", topic, "--hold-until-done"])
+            .args(["--consumer-group-prefix", prefix, "--output", "json"])
+            .args(extra)
+            .envs(broker.env());
+        command
+    };
+    let (consumer, mut stderr) = crate::common::spawn(&mut hold(
+        prefix,
+        &["--hold-runs", "2", "--idle-timeout", "120s"],
+    ));
+    crate::common::wait_for_line(&mut stderr, "holding the group back");
+    let produce = |origin: &str, count: u64| {
+        let produced = json(&run(
+            app()
+                .args(["produce", "--topic", topic, "--partitions", "6"])
+                .args(["--rate", "0", "--num-messages", &count.to_string()])
+                .args(["--origin", origin, "--output", "json"])
+                .envs(broker.env()),
+            0,
+        ));
+        assert_eq!(produced["acked"], count, "{produced}");
+    };
+    let (a, b) = ("backlog-a (10.0.0.28)", "backlog-b (10.0.0.29)");
+    produce(a, 15000);
+    // The consumer has read the first run's final report, and holds on for the second.
+    crate::common::wait_for_line(&mut stderr, "holding: 1 of 1 runs finished");
+    assert_eq!(
+        group_state(broker, group, topic, 6),
+        (false, 0),
+        "the held-back group has no member and has committed nothing"
+    );
+    produce(b, 25000);
+    let stderr = crate::common::drain(stderr);
+    let (code, stdout) = crate::common::finish(consumer);
+    let stderr = stderr.join().unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("stopping: every announced producer run is fully consumed"),
+        "{stderr}"
+    );
+    let consumed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(consumed["origins"][a]["count"], 15000, "{consumed}");
+    assert_eq!(consumed["origins"][b]["count"], 25000, "{consumed}");
+    assert_drained(&consumed, "runs_finished", 2, 40000);
+    // What the group committed is the whole topic: 40 000 records over the six partitions.
+    assert_eq!(group_state(broker, group, topic, 6), (false, 40000));
+
+    // Started once the backlog is built, a held consumer of another group drains it at once.
+    let later = json(&run(
+        &mut hold("wl-backlog-later-", &["--idle-timeout", "120s"]),
+        0,
+    ));
+    assert_drained(&later, "runs_finished", 2, 40000);
+
+    // Waiting for 3 runs where no more will come, the hold ends on --idle-timeout and says the
+    // drain may have raced a producer; the drain still ends with every event seen.
+    let idle = json(&run(
+        &mut hold(
+            "wl-backlog-idle-",
+            &["--hold-runs", "3", "--idle-timeout", "10s"],
+        ),
+        0,
+    ));
+    assert_drained(&idle, "idle_timeout", 2, 40000);
+    assert_eq!(
+        idle["notes"],
+        serde_json::json!([
+            "the hold ended on --idle-timeout, before what it waited for (2 of 2 runs finished, \
+             40000 events acknowledged): the drain may have raced a producer"
+        ])
+    );
+}
+
+/// README's Workloads examples, as written: bash runs the section's first `sh` block with
+/// `kafka-test-app` a function that keeps each command line it is given (loops, `&` and quotes
+/// expanded as a user's shell would), and every one of them must parse and plan, as the binary
+/// would before connecting.
+#[test]
+fn the_readme_workload_examples_parse_and_plan() {
+    use clap::Parser;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = &readme[readme.find("### Workloads").expect("a Workloads section")..];
+    let start = section.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let block = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!(
+        "kafka-test-app() {{ printf '%s\\0' \"$@\" > \"$(mktemp -p '{}')\"; }}\n{block}",
+        dir.path().display()
+    );
+    let status = Command::new("bash")
+        .args(["-euc", &script])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the block does not run as written:\n{block}"
+    );
+    let mut commands: Vec<Vec<String>> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|file| {
+            let bytes = std::fs::read(file.unwrap().path()).unwrap();
+            let mut argv = vec!["kafka-test-app".to_owned()];
+            argv.extend(
+                bytes
+                    .split(|&b| b == 0)
+                    .filter(|arg| !arg.is_empty())
+                    .map(|arg| String::from_utf8(arg.to_vec()).unwrap()),
+            );
+            argv
+        })
+        .collect();
+    commands.sort();
+    // Every `kafka-test-app` of the block ran once, the backlog's loop of three producers twice
+    // more.
+    let written = block.matches("kafka-test-app ").count();
+    assert_eq!(commands.len(), written + 2, "{commands:?}");
+    for argv in &commands {
+        let plan = kafka_test_app::Cli::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"))
+            .plan();
+        assert!(plan.is_ok(), "{argv:?} does not plan: {:?}", plan.err());
+    }
+}
+
+/// A consumer stopped (SIGTERM) while it holds its group back says that it was holding and
+/// consumed nothing (incomplete, exit code 3), not that a group coordinator kept partitions from
+/// it; its drain says the hold was stopped, with no rate.
+#[test]
+fn a_consumer_stopped_while_holding_says_so() {
+    let broker = Broker::start();
+    let (consumer, mut stderr) = crate::common::spawn(
+        app()
+            .args(["consume", "--topic", "wl-held-stopped", "--hold-until-done"])
+            .args(["--output", "json"])
+            .envs(broker.env()),
+    );
+    crate::common::wait_for_line(&mut stderr, "holding the group back");
+    crate::common::signal(&consumer, libc::SIGTERM);
+    let stderr = crate::common::drain(stderr);
+    let (code, stdout) = crate::common::finish(consumer);
+    let stderr = stderr.join().unwrap();
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"], "incomplete", "{report}");
+    assert_eq!(
+        report["incomplete"],
+        serde_json::json!([
+            "stopped while holding the group back (--hold-until-done): nothing was consumed"
+        ])
+    );
+    assert_eq!(report["consumed"], 0);
+    let drain = &report["drain"];
+    assert_eq!(drain["hold_ended"], "stopped", "{drain}");
+    assert_eq!(
+        (&drain["events"], &drain["events_per_s"], &drain["complete"]),
+        (&0.into(), &serde_json::Value::Null, &false.into()),
+        "{drain}"
+    );
 }
