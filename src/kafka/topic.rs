@@ -88,6 +88,7 @@ pub fn ensure_topic<C: rdkafka::ClientContext>(
                 replication_factor = spec.replication_factor,
                 "created topic"
             );
+            wait_until_served(session, client, spec, &poll_events);
             Ok(true)
         }
         Some(Err(RDKafkaErrorCode::TopicAlreadyExists)) => {
@@ -104,6 +105,43 @@ pub fn ensure_topic<C: rdkafka::ClientContext>(
             reason: "the broker returned no result".to_owned(),
             denied: false,
         }),
+    }
+}
+
+/// Waits (within the connection timeout) until every partition of a topic just created answers
+/// a ListOffsets request, i.e. its leader has made the partition's log, not only learnt of it.
+///
+/// Kafka's brokers publish a new topic in their metadata before they create its logs (under
+/// load, half a second before). A produce request in that window fails and is retried, and
+/// librdkafka's idempotent producer may then take the broker's DUPLICATE_SEQUENCE_NUMBER answer
+/// to an earlier batch's retry as its delivery (librdkafka#4438): that batch is reported
+/// delivered, without an offset, and is not on the topic. A run's first events would be lost so.
+fn wait_until_served<C: rdkafka::ClientContext>(
+    session: &Session,
+    client: &Client<C>,
+    spec: &TopicSpec,
+    poll_events: &impl Fn(),
+) {
+    let deadline = Instant::now() + session.connect_timeout();
+    for partition in 0..spec.partitions {
+        loop {
+            match client.fetch_watermarks(&spec.name, partition, STEP * 20) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline || session.is_cancelled() => {
+                    tracing::warn!(
+                        topic = %spec.name,
+                        partition,
+                        "the new topic's partition is not served yet ({e}); producing anyway"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(topic = %spec.name, partition, "not served yet: {e}");
+                    poll_events();
+                    std::thread::sleep(STEP);
+                }
+            }
+        }
     }
 }
 

@@ -141,7 +141,12 @@ fn a_consumer_restarted_in_its_group_resumes_without_a_false_loss() {
                 .args(["consume", "--topic", topic, "--output", "json"])
                 // The second run ends on its idle timeout; on a loaded machine the first group
                 // join of a fresh broker (which makes __consumer_offsets) can take over 5 s.
-                .args(["--consumer-group-prefix", "resume-", "--idle-timeout", "15s"])
+                .args([
+                    "--consumer-group-prefix",
+                    "resume-",
+                    "--idle-timeout",
+                    "15s",
+                ])
                 .args(extra)
                 .envs(broker.env()),
             0,
