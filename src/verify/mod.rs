@@ -55,6 +55,50 @@ pub struct AgainstReport {
     pub rows: Vec<Comparison>,
     /// Origins on the topic that the job did not list.
     pub unlisted: Vec<String>,
+    /// Where the job's reading began, per partition, when its log says (`Initial offsets`):
+    /// its counts are compared with the events from there on.
+    pub started_at: Option<BTreeMap<i32, i64>>,
+    /// Events before where the job began: never counted by it, by design, not lost.
+    pub before_start: u64,
+    /// Where the answer's batch had read to, per partition, when its log says (the batch's
+    /// progress report).
+    pub batch_end: Option<BTreeMap<i32, i64>>,
+}
+
+/// What the data topic holds from where an aggregation job began reading.
+#[derive(Debug, Default)]
+struct SinceStart {
+    /// Where the job began, per partition (a partition not listed: from its first offset, as
+    /// Spark reads a partition it finds after starting).
+    start: BTreeMap<i32, i64>,
+    /// Events at or after the start, by origin.
+    counts: BTreeMap<String, u64>,
+    /// Events before the start.
+    before: u64,
+    /// The latest timestamp of those events (seconds since the epoch).
+    before_until: Option<f64>,
+}
+
+impl SinceStart {
+    /// Counts one record.
+    fn take(&mut self, payload: Option<&[u8]>, partition: i32, offset: i64) {
+        let Ok(event) = crate::wire::event::decode(payload) else {
+            return;
+        };
+        if self
+            .start
+            .get(&partition)
+            .is_some_and(|&start| offset < start)
+        {
+            self.before += 1;
+            self.before_until = Some(
+                self.before_until
+                    .map_or(event.timestamp, |t| t.max(event.timestamp)),
+            );
+        } else {
+            *self.counts.entry(event.origin.into_owned()).or_default() += 1;
+        }
+    }
 }
 
 /// What a consumer group consumed, from its members' reports.
@@ -124,7 +168,8 @@ pub struct VerifyReport {
 pub fn verify(session: &Session, options: &VerifyOptions) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
     let control = read_control(session, options)?;
-    let data = read_data(session, options)?;
+    let start = job.as_ref().and_then(|job| job.initial.get(&options.topic));
+    let data = read_data(session, options, start)?;
     Ok(assess(options, &control, &data, job))
 }
 
@@ -168,6 +213,8 @@ struct Data {
     offsets: BTreeMap<i32, RangeSet>,
     /// Where each partition ended when reading began.
     ends: LogEnds,
+    /// The events from where an aggregation job began, when its log says where.
+    since_start: Option<SinceStart>,
 }
 
 impl Data {
@@ -182,6 +229,9 @@ impl Data {
     ) {
         self.tally
             .record_marked(payload, run, marks, partition, now);
+        if let Some(since) = &mut self.since_start {
+            since.take(payload, partition, offset);
+        }
         if let Ok(offset) = u64::try_from(offset) {
             self.offsets.entry(partition).or_default().insert(offset);
         }
@@ -204,9 +254,20 @@ fn read_control(session: &Session, options: &VerifyOptions) -> Result<Control> {
     Ok(control)
 }
 
-/// The data topic from its first offset to its end: the tally and the offsets read.
-fn read_data(session: &Session, options: &VerifyOptions) -> Result<Data> {
-    let mut data = Data::default();
+/// The data topic from its first offset to its end: the tally and the offsets read, and the
+/// events from `job_start` on (where an aggregation job began reading).
+fn read_data(
+    session: &Session,
+    options: &VerifyOptions,
+    job_start: Option<&BTreeMap<i32, i64>>,
+) -> Result<Data> {
+    let mut data = Data {
+        since_start: job_start.map(|start| SinceStart {
+            start: start.clone(),
+            ..SinceStart::default()
+        }),
+        ..Data::default()
+    };
     let now = python_timestamp(SystemTime::now());
     let found = read_all_isolated(session, &options.topic, options.isolation, |message| {
         let (partition, offset) = (message.partition(), message.offset());
@@ -233,7 +294,7 @@ fn assess(
     options: &VerifyOptions,
     control: &Control,
     data: &Data,
-    job: Option<Vec<against::JobRow>>,
+    job: Option<against::JobAnswer>,
 ) -> VerifyReport {
     let read = Read {
         offsets: &data.offsets,
@@ -247,15 +308,23 @@ fn assess(
         group_findings(&verdict, options, &mut report.findings);
         report.group = Some(verdict);
     }
-    if let Some(rows) = job {
-        let seen = report
-            .origins
-            .iter()
-            .map(|(origin, o)| (origin.clone(), o.count))
-            .collect();
-        let (rows, unlisted) = against::compare(&rows, &seen);
-        against_findings(&rows, &unlisted, &mut report.findings);
-        report.against = Some(AgainstReport { rows, unlisted });
+    if let Some(job) = job {
+        let seen = match &data.since_start {
+            Some(since) => since.counts.clone(),
+            None => (report.origins.iter())
+                .map(|(origin, o)| (origin.clone(), o.count))
+                .collect(),
+        };
+        let (rows, unlisted) = against::compare(&job.rows, &seen);
+        let against = AgainstReport {
+            rows,
+            unlisted,
+            started_at: data.since_start.as_ref().map(|s| s.start.clone()),
+            before_start: data.since_start.as_ref().map_or(0, |s| s.before),
+            batch_end: job.end.get(&options.topic).cloned(),
+        };
+        against_findings(&against, &job, &seen, data, &mut report.findings);
+        report.against = Some(against);
     }
     report.verdict = report.findings.verdict();
     report
@@ -276,9 +345,60 @@ fn group_findings(verdict: &GroupVerdict, options: &VerifyOptions, findings: &mu
     }
 }
 
-/// Why the aggregation job's answer fails, row by row.
-fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Findings) {
-    for row in rows {
+/// Why the aggregation job's answer fails, row by row; or why it is behind (its batch had not
+/// read the whole topic, and no count is above the topic's); and where it began, if late.
+fn against_findings(
+    against: &AgainstReport,
+    job: &against::JobAnswer,
+    seen: &BTreeMap<String, u64>,
+    data: &Data,
+    findings: &mut Findings,
+) {
+    let seen_of = |origin: &String| seen.get(origin).copied().unwrap_or(0);
+    if let Some(since) = data.since_start.as_ref().filter(|s| s.before > 0) {
+        let until = since.before_until.map_or(String::new(), |t| {
+            format!(", sent until {}", judge::rfc3339(t))
+        });
+        findings.notes.push(format!(
+            "the aggregation job began reading at offsets {}: the {} events before (on the topic \
+             before it started{until}) were never counted by it; its counts are checked from there",
+            offsets_text(&since.start),
+            since.before
+        ));
+    }
+    let short_of_end: BTreeMap<i32, (i64, i64)> = (against.batch_end.iter().flatten())
+        .filter_map(|(p, &end)| {
+            let topic_end = *data.ends.get(p)?;
+            (end < topic_end).then_some((*p, (end, topic_end)))
+        })
+        .collect();
+    let none_above = against.rows.iter().all(|row| {
+        row.result == Match::Equal || (row.result == Match::Differs && row.difference < Some(0))
+    });
+    if !short_of_end.is_empty() && none_above {
+        let short: i64 = against.rows.iter().filter_map(|r| r.difference).sum();
+        let missing: u64 = against.unlisted.iter().map(seen_of).sum();
+        findings.behind.push(format!(
+            "batch {} of the aggregation job had read partitions to {} of the topic's {}: \
+             none of its counts is above the topic's ({} events short); check a later batch",
+            job.batch.map_or("-".to_owned(), |b| b.to_string()),
+            offsets_text(
+                &short_of_end
+                    .iter()
+                    .map(|(p, (end, _))| (*p, *end))
+                    .collect()
+            ),
+            offsets_text(
+                &short_of_end
+                    .iter()
+                    .map(|(p, (_, top))| (*p, *top))
+                    .collect()
+            ),
+            missing + short.unsigned_abs()
+        ));
+        return;
+    }
+    for row in &against.rows {
         let reason = match (row.result, &row.origin) {
             (Match::Equal, _) => continue,
             (Match::Differs, Some(origin)) => format!(
@@ -299,11 +419,18 @@ fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Fin
         };
         findings.reasons.push(reason);
     }
-    for origin in unlisted {
-        findings
-            .reasons
-            .push(format!("aggregation job has no row for {origin}"));
+    for origin in &against.unlisted {
+        findings.reasons.push(format!(
+            "aggregation job has no row for {origin} (the topic has {})",
+            seen_of(origin)
+        ));
     }
+}
+
+/// `0:120, 1:118` (partition:offset).
+fn offsets_text(offsets: &BTreeMap<i32, i64>) -> String {
+    let parts: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    parts.join(", ")
 }
 
 /// What `verify` read of the data topic.
