@@ -84,6 +84,19 @@ def wait(timeout, what, check, path):
         time.sleep(1)
 
 
+def last_batch(path):
+    """(origin, count) of the last console batch in the file."""
+    rows = []
+    for line in lines_of(path):
+        if line.startswith("Batch: "):
+            rows = []
+        elif line.startswith("|") and line.endswith("|"):
+            cells = line.split("|")
+            if len(cells) == 4 and cells[2].strip().isdigit():
+                rows.append((cells[1].strip(), int(cells[2])))
+    return rows
+
+
 def main(argv):
     command, path = argv[1], argv[2]
     if command == "started":
@@ -120,4 +133,5 @@ def main(argv):
     return 2
 
 
-sys.exit(main(sys.argv))
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -383,6 +383,55 @@ mod tests {
         assert_eq!(unlisted.len(), 4);
     }
 
+    /// A real driver's log (scripts/tutorial, Spark 3.4.1: console output and log lines
+    /// together, log lines inside the table's frame, multi-line progress reports).
+    const DRIVER_LOG: &str = include_str!("../../tests/data/spark-driver.log");
+
+    #[test]
+    fn a_driver_log_gives_the_last_batch_its_initial_and_end_offsets() {
+        let answer = parse(DRIVER_LOG).unwrap();
+        assert_eq!(answer.batch, Some(1));
+        let rows: Vec<(&str, u64)> = (answer.rows.iter())
+            .map(|r| (r.origin.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("kafka-test-app-2 ...", 300),
+                ("kafka-test-app-0 ...", 300),
+                ("kafka-test-app-1 ...", 300)
+            ]
+        );
+        let topic = "spark-streaming-store".to_owned();
+        let zeros = (0..6).map(|p| (p, 0)).collect();
+        assert_eq!(answer.initial, BTreeMap::from([(topic.clone(), zeros)]));
+        let end = BTreeMap::from([(0, 143), (1, 165), (2, 130), (3, 153), (4, 154), (5, 155)]);
+        assert_eq!(answer.end, BTreeMap::from([(topic, end)]));
+    }
+
+    #[test]
+    fn reads_twice_keep_the_lowest_start_and_a_batch_without_its_report_has_no_end() {
+        let late = DRIVER_LOG.replace(
+            r#"Initial offsets: {"spark-streaming-store":{"2":0,"5":0,"4":0,"1":0,"3":0,"0":0}}"#,
+            concat!(
+                r#"Initial offsets: {"spark-streaming-store":{"2":40,"5":0,"4":0,"1":0,"3":0,"0":7}}"#,
+                "\n",
+                r#"x INFO KafkaMicroBatchStream: Initial offsets: {"spark-streaming-store":{"2":50,"0":5}}"#
+            ),
+        );
+        let answer = parse(&late).unwrap();
+        let start = &answer.initial["spark-streaming-store"];
+        assert_eq!((start[&0], start[&2], start[&5]), (5, 40, 0));
+        // Cut inside batch 1's progress report: its rows stand, its end is not known.
+        let cut = &DRIVER_LOG[..DRIVER_LOG.rfind("\"endOffset\"").unwrap()];
+        let answer = parse(cut).unwrap();
+        assert_eq!((answer.batch, answer.rows.len()), (Some(1), 3));
+        assert!(answer.end.is_empty(), "{:?}", answer.end);
+        // A report of another batch says nothing of this one.
+        let other = DRIVER_LOG.replace("\"batchId\" : 1,", "\"batchId\" : 2,");
+        assert!(parse(&other).unwrap().end.is_empty());
+    }
+
     #[test]
     fn csv_and_json_lines() {
         let csv = parse("origin,count\nkafka-test-app-0 (10.1.29.185),38\n")

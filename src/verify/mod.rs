@@ -218,6 +218,17 @@ struct Data {
 }
 
 impl Data {
+    /// Nothing read yet; with `job_start`, also counting the events from there.
+    fn counting_from(job_start: Option<&BTreeMap<i32, i64>>) -> Self {
+        Data {
+            since_start: job_start.map(|start| SinceStart {
+                start: start.clone(),
+                ..SinceStart::default()
+            }),
+            ..Data::default()
+        }
+    }
+
     /// Takes one record of the data topic, with its run header and its [`Marks`]; `now` is the reader's clock, for future timestamps.
     fn take(
         &mut self,
@@ -261,13 +272,7 @@ fn read_data(
     options: &VerifyOptions,
     job_start: Option<&BTreeMap<i32, i64>>,
 ) -> Result<Data> {
-    let mut data = Data {
-        since_start: job_start.map(|start| SinceStart {
-            start: start.clone(),
-            ..SinceStart::default()
-        }),
-        ..Data::default()
-    };
+    let mut data = Data::counting_from(job_start);
     let now = python_timestamp(SystemTime::now());
     let found = read_all_isolated(session, &options.topic, options.isolation, |message| {
         let (partition, offset) = (message.partition(), message.offset());
@@ -706,23 +711,28 @@ mod tests {
             .collect()
     }
 
-    /// A real run recorded on Apache Kafka (two producers, one group member) judged again prints
-    /// the very bytes `verify` printed when it was recorded, JSON and text.
-    #[test]
-    fn a_recorded_run_gives_the_recorded_report() {
-        let options = VerifyOptions {
+    fn recorded_options() -> VerifyOptions {
+        VerifyOptions {
             topic: "rec".into(),
             control_topic: "rec-kta-control".into(),
             against: None,
             group: Some("rec-g1".into()),
             output: OutputFormat::Json,
             isolation: Isolation::ReadCommitted,
-        };
+        }
+    }
+
+    fn recorded_control(options: &VerifyOptions) -> Control {
         let mut control = Control::default();
         for record in records("control.jsonl") {
-            control.take(Some(record.value.as_bytes()), &options);
+            control.take(Some(record.value.as_bytes()), options);
         }
-        let mut data = Data::default();
+        control
+    }
+
+    /// The recorded topic read as `verify` reads it, counting from `job_start` for a job.
+    fn recorded_data(job_start: Option<&BTreeMap<i32, i64>>) -> Data {
+        let mut data = Data::counting_from(job_start);
         // Any reader's clock after the run (no event is then stamped in the future).
         let now = 2_000_000_000.0;
         for r in records("data.jsonl") {
@@ -736,6 +746,16 @@ mod tests {
             );
         }
         data.ends = serde_json::from_str(&recorded("ends.json")).unwrap();
+        data
+    }
+
+    /// A real run recorded on Apache Kafka (two producers, one group member) judged again prints
+    /// the very bytes `verify` printed when it was recorded, JSON and text.
+    #[test]
+    fn a_recorded_run_gives_the_recorded_report() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let data = recorded_data(None);
         assert_eq!(data.tally.consumed(), 800);
 
         let report = assess(&options, &control, &data, None);
@@ -744,6 +764,143 @@ mod tests {
             recorded("verify.json").trim_end()
         );
         assert_eq!(text(&report), recorded("verify.txt"));
+    }
+
+    /// The recorded topic's count by origin over `offsets` of its one partition (4), computed
+    /// here from the records themselves.
+    fn recorded_counts(offsets: std::ops::Range<i64>) -> Vec<against::JobRow> {
+        let mut counts = BTreeMap::<String, u64>::new();
+        for r in records("data.jsonl") {
+            if r.partition == 4 && offsets.contains(&r.offset) {
+                let event: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+                *counts
+                    .entry(event["origin"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(counts.len(), 2, "two origins in the recorded run");
+        (counts.into_iter())
+            .map(|(origin, count)| against::JobRow { origin, count })
+            .collect()
+    }
+
+    fn job(
+        rows: Vec<against::JobRow>,
+        initial: &[(i32, i64)],
+        end: &[(i32, i64)],
+    ) -> against::JobAnswer {
+        let topic = |offsets: &[(i32, i64)]| {
+            BTreeMap::from([("rec".to_owned(), offsets.iter().copied().collect())])
+        };
+        against::JobAnswer {
+            rows,
+            batch: Some(7),
+            initial: if initial.is_empty() {
+                BTreeMap::new()
+            } else {
+                topic(initial)
+            },
+            end: if end.is_empty() {
+                BTreeMap::new()
+            } else {
+                topic(end)
+            },
+        }
+    }
+
+    /// A job that began reading at offset 200 (Spark's `latest` while producers ran) is checked
+    /// exactly from there, the 200 events before named; one event fewer from there still fails.
+    #[test]
+    fn a_job_that_began_late_is_checked_from_its_start() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let start = BTreeMap::from([(4, 200)]);
+        let data = recorded_data(Some(&start));
+        let rows = recorded_counts(200..800);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(rows.clone(), &[(4, 200)], &[])),
+        );
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+        let note = (report.findings.notes.iter())
+            .find(|n| n.starts_with("the aggregation job began"))
+            .expect("a note on where the job began");
+        assert!(
+            note.starts_with(
+                "the aggregation job began reading at offsets 4:200: the 200 events before (on the \
+                 topic before it started, sent until "
+            ) && note.ends_with(") were never counted by it; its counts are checked from there"),
+            "{note}"
+        );
+        assert_eq!(report.against.as_ref().unwrap().before_start, 200);
+
+        let mut dropped = rows;
+        dropped[1].count -= 1;
+        let (origin, count) = (dropped[1].origin.clone(), dropped[1].count);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(dropped, &[(4, 200)], &[])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(
+            report.findings.reasons,
+            [format!(
+                "aggregation job counts {count} for {origin}, the topic has {} (-1)",
+                count + 1
+            )]
+        );
+    }
+
+    /// A batch that had read to offset 500 of 800 with counts at most the topic's is behind
+    /// (exit code 4), short by the 300 it had not read; a count above the topic's still fails.
+    #[test]
+    fn a_batch_taken_before_the_end_is_behind_not_wrong() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let data = recorded_data(None);
+        let rows = recorded_counts(0..500);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(rows.clone(), &[], &[(4, 500)])),
+        );
+        assert_eq!(report.verdict, Verdict::Behind, "{:?}", report.findings);
+        assert_eq!(report.verdict.exit_code() as u8, 4);
+        assert_eq!(
+            report.findings.behind,
+            ["batch 7 of the aggregation job had read partitions to 4:500 of the topic's 4:800: \
+              none of its counts is above the topic's (300 events short); check a later batch"]
+        );
+        assert!(text(&report).ends_with(&format!(
+            "verdict: BEHIND ({})\n",
+            report.findings.behind[0]
+        )));
+
+        let mut above = rows;
+        let total = recorded_counts(0..800);
+        above[0].count = total[0].count + 2;
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(above, &[], &[(4, 500)])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(report.findings.reasons.len(), 2, "{:?}", report.findings);
+        assert!(report.findings.behind.is_empty());
+        // The same rows with the batch at the end of the topic: not behind, wrong.
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(recorded_counts(0..500), &[], &[(4, 800)])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
     }
 
     fn value(origin: &str, run: &str, n: u64) -> Vec<u8> {
