@@ -25,8 +25,12 @@ public final class KtaAdmin {
         try (FileInputStream in = new FileInputStream(args[1])) {
             props.load(in);
         }
-        props.put("request.timeout.ms", "5000");
-        props.put("default.api.timeout.ms", "5000");
+        // `ready` polls with short calls until its own deadline; the one-shot changes after it
+        // (users, grants) get 30 s, as a fresh cluster on a loaded machine was seen to take more
+        // than 5 s to answer them.
+        String timeout = args[0].equals("ready") ? "5000" : "30000";
+        props.put("request.timeout.ms", timeout);
+        props.put("default.api.timeout.ms", timeout);
         switch (args[0]) {
             case "ready" -> System.exit(ready(props, Integer.parseInt(args[2]), Long.parseLong(args[3]),
                 List.of(args).subList(4, args.length)));
