@@ -20,6 +20,9 @@ pub enum ExitCode {
     /// Nothing was found wrong, but not everything could be judged: a producer run did not
     /// finish, a consumer stopped before the end of its partitions or was never assigned any.
     Incomplete = 3,
+    /// `verify --against`: the aggregation job's batch was taken before the job had read the
+    /// whole topic, and none of its counts is above the topic's (take a later batch).
+    Behind = 4,
 }
 
 impl From<ExitCode> for std::process::ExitCode {

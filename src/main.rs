@@ -1,5 +1,6 @@
 //! The `kafka-test-app` binary: parse the command line, install signal handling and logging, run,
-//! and turn the outcome into a documented exit code (0 pass, 1 fail, 2 usage/connection/auth).
+//! and turn the outcome into a documented exit code (0 pass, 1 fail, 2 usage/connection/auth,
+//! 3 incomplete, 4 behind).
 
 use std::process::ExitCode as ProcessExitCode;
 

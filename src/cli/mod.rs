@@ -196,7 +196,9 @@ pub struct VerifyArgs {
     #[arg(long, env = "KTA_CONTROL_TOPIC", value_parser = parse_topic)]
     pub control_topic: Option<String>,
 
-    /// An aggregation job's count by origin to check: a Spark console table, CSV or JSON lines.
+    /// An aggregation job's count by origin to check: a Spark console table (or the Spark
+    /// driver's whole log: where the job began and how far its batch had read are taken from it;
+    /// a batch taken before the job had read the whole topic exits 4, behind), CSV or JSON lines.
     #[arg(long, env = "KTA_AGAINST")]
     pub against: Option<PathBuf>,
 

@@ -117,7 +117,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;color:#222;background:#fafafa}
 main{max-width:1100px;margin:0 auto;padding:16px}
 h1{font-size:20px;margin:8px 0}h2{font-size:16px;margin:20px 0 6px}
 .verdict{padding:12px 16px;border-radius:6px;color:#fff;font-size:22px;font-weight:600}
-.pass{background:#2e7d32}.fail{background:#c62828}.incomplete{background:#ef6c00}
+.pass{background:#2e7d32}.fail{background:#c62828}.incomplete{background:#ef6c00}.behind{background:#1565c0}
 .verdict ul{font-size:14px;font-weight:400;margin:6px 0 0;padding-left:20px}
 .notes{color:#555}.nums{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0}
 .num{background:#fff;border:1px solid #ddd;border-radius:4px;padding:4px 10px}
@@ -192,6 +192,7 @@ fn verdict_word(verdict: Verdict) -> &'static str {
         Verdict::Pass => "PASS",
         Verdict::Fail => "FAIL",
         Verdict::Incomplete => "INCOMPLETE",
+        Verdict::Behind => "BEHIND",
     }
 }
 
@@ -206,7 +207,11 @@ pub fn body(page: &Page) -> String {
         verdict_word(page.verdict)
     );
     let f = &page.findings;
-    for (list, class) in [(&f.reasons, "reasons"), (&f.incomplete, "incomplete")] {
+    for (list, class) in [
+        (&f.reasons, "reasons"),
+        (&f.incomplete, "incomplete"),
+        (&f.behind, "behind"),
+    ] {
         if !list.is_empty() {
             let _ = write!(html, "<ul class=\"{class}\">");
             for item in list {

@@ -59,7 +59,7 @@ pub fn origins(origins: &BTreeMap<String, OriginVerdict>, findings: &mut Finding
 }
 
 /// A time in seconds since the epoch, as RFC 3339 to the second.
-fn rfc3339(seconds: f64) -> String {
+pub(crate) fn rfc3339(seconds: f64) -> String {
     let time = UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0));
     humantime::format_rfc3339_seconds(time).to_string()
 }

@@ -35,7 +35,7 @@ use crate::tally::ranges::RangeSet;
 use crate::wire::control::{from_pairs, RunReport, RunState};
 use crate::wire::series::RunSeries;
 
-/// Pass, fail, or incomplete.
+/// Pass, fail, incomplete, or behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -47,6 +47,10 @@ pub enum Verdict {
     /// finish, a consumer stopped before the end or was never assigned partitions, a gap is not
     /// known to be acknowledged.
     Incomplete,
+    /// An aggregation job's answer (`verify --against`) is a batch taken before the job had
+    /// read all the topic holds, and no count of it is above the topic's: nothing wrong yet,
+    /// but not the final answer either. Wrong answers and unfinished runs are judged first.
+    Behind,
 }
 
 impl Verdict {
@@ -56,6 +60,7 @@ impl Verdict {
             Verdict::Pass => crate::error::ExitCode::Pass,
             Verdict::Fail => crate::error::ExitCode::Fail,
             Verdict::Incomplete => crate::error::ExitCode::Incomplete,
+            Verdict::Behind => crate::error::ExitCode::Behind,
         }
     }
 }
@@ -399,6 +404,11 @@ pub struct Findings {
     pub reasons: Vec<String>,
     /// Why a verdict that found nothing wrong is still incomplete.
     pub incomplete: Vec<String>,
+    /// Why an aggregation job's answer, wrong in nothing, is not its final one (a batch taken
+    /// while the job had not read the whole topic yet). Left out of JSON when empty: only
+    /// `verify --against` fills it, and every other report stays as it was.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub behind: Vec<String>,
     /// What was counted and is worth knowing, without effect on the verdict.
     pub notes: Vec<String>,
 }
@@ -420,14 +430,16 @@ impl Findings {
             Verdict::Fail
         } else if !self.incomplete.is_empty() {
             Verdict::Incomplete
+        } else if !self.behind.is_empty() {
+            Verdict::Behind
         } else {
             Verdict::Pass
         }
     }
 }
 
-/// `verdict: PASS`, `verdict: FAIL (reason; reason)` or `verdict: INCOMPLETE (why; why)`,
-/// after a `note:` line per note, with a newline.
+/// `verdict: PASS`, `verdict: FAIL (reason; reason)`, `verdict: INCOMPLETE (why; why)` or
+/// `verdict: BEHIND (why)`, after a `note:` line per note, with a newline.
 pub fn verdict_text(verdict: Verdict, findings: &Findings) -> String {
     let mut text = String::new();
     for note in &findings.notes {
@@ -446,6 +458,7 @@ pub fn verdict_text(verdict: Verdict, findings: &Findings) -> String {
             "verdict: INCOMPLETE ({})",
             findings.incomplete.join("; ")
         ),
+        Verdict::Behind => writeln!(text, "verdict: BEHIND ({})", findings.behind.join("; ")),
     };
     text
 }

@@ -5,6 +5,13 @@
 //! JSON lines (`{"origin": …, "count": …}`). Spark's console sink truncates strings longer than 20
 //! characters to 17 plus `...`; such origins are matched by prefix, and a prefix that fits several
 //! origins is reported as ambiguous.
+//!
+//! A Spark driver's whole log (console output and log lines together, `2>&1`) also says which
+//! offsets the job read: `KafkaMicroBatchStream: Initial offsets: {…}` where its reading began (a
+//! query without `startingOffsets` begins at the end, `latest`), and the `Streaming query made
+//! progress: {…}` report of each batch the `endOffset` it had read to. `verify` uses the first to
+//! check a job that started after the producers from its start, and the second to tell a batch
+//! taken before the job had read the whole topic (behind) from a wrong answer.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -22,20 +29,38 @@ pub struct JobRow {
     pub count: u64,
 }
 
+/// Offsets by topic and partition, as Spark's Kafka source writes them.
+pub type Offsets = BTreeMap<String, BTreeMap<i32, i64>>;
+
+/// A job's answer: its rows and, from a Spark driver's log, the offsets its reading covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobAnswer {
+    /// The count by origin (the last batch, for Spark).
+    pub rows: Vec<JobRow>,
+    /// The Spark batch the rows are (`Batch: N`), for finding that batch's progress report.
+    pub batch: Option<u64>,
+    /// Where the job's reading of each partition began: the lowest over every `Initial offsets`
+    /// line (a job reading the topic twice logs one per read). Empty without such lines.
+    pub initial: Offsets,
+    /// Where the rows' batch had read to: the `endOffset` of that batch's last progress report,
+    /// the highest per partition over its sources. Empty when the log has no such report.
+    pub end: Offsets,
+}
+
 /// Reads a job's answer from a file.
-pub fn read(path: &Path) -> Result<Vec<JobRow>> {
+pub fn read(path: &Path) -> Result<JobAnswer> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::Usage(format!("cannot read --against {}: {e}", path.display())))?;
-    let rows =
+    let answer =
         parse(&text).map_err(|e| Error::Usage(format!("--against {}: {e}", path.display())))?;
-    if rows.is_empty() {
+    if answer.rows.is_empty() {
         return Err(Error::Usage(format!(
             "--against {}: no `origin | count` rows found; give a Spark console table, CSV \
              (origin,count) or JSON lines",
             path.display()
         )));
     }
-    Ok(rows)
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -45,15 +70,118 @@ struct JsonRow {
 }
 
 /// Parses the rows of the last batch (Spark) or all rows (CSV, JSON lines).
-pub fn parse(text: &str) -> std::result::Result<Vec<JobRow>, String> {
+pub fn parse(text: &str) -> std::result::Result<JobAnswer, String> {
+    if text.lines().any(|line| batch_number(line).is_some()) {
+        return Ok(parse_spark(text));
+    }
+    let rows = parse_rows(text)?;
+    Ok(JobAnswer {
+        rows,
+        ..JobAnswer::default()
+    })
+}
+
+/// `N` of a console sink's `Batch: N` line (after any log prefix).
+fn batch_number(line: &str) -> Option<u64> {
+    let (before, number) = line.trim_end().rsplit_once("Batch: ")?;
+    let starts_line = before.is_empty() || before.ends_with(char::is_whitespace);
+    starts_line.then(|| number.parse().ok()).flatten()
+}
+
+/// Spark's console output, alone or inside the driver's log: the last batch's table rows, the
+/// `Initial offsets` lines and that batch's progress report; every other line is the log's own.
+fn parse_spark(text: &str) -> JobAnswer {
+    let mut answer = JobAnswer::default();
+    // Progress reports by batch, the last of each batch kept.
+    let mut progress: BTreeMap<u64, Offsets> = BTreeMap::new();
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if let Some(batch) = batch_number(line) {
+            // A new batch replaces the previous one: it is the complete result so far.
+            answer.rows.clear();
+            answer.batch = Some(batch);
+        } else if let Some(json) = after(line, "KafkaMicroBatchStream: Initial offsets: ") {
+            if let Ok(offsets) = serde_json::from_str::<Offsets>(json) {
+                merge(&mut answer.initial, offsets, std::cmp::min);
+            }
+        } else if let Some(first) = after(line, "Streaming query made progress: ") {
+            // Pretty-printed JSON over several lines (about 60): taken once it parses, else
+            // (cut short, or lines with a prefix of their own) left aside with its lines read on.
+            let (mut json, mut rest) = (first.to_owned(), lines.clone());
+            for _ in 0..PROGRESS_LINES {
+                if let Some((batch, end)) = progress_end(&json) {
+                    progress.insert(batch, end);
+                    lines = rest;
+                    break;
+                }
+                let Some(more) = rest.next() else { break };
+                json.push('\n');
+                json.push_str(more);
+            }
+        } else if let Some(row) = spark_row(line) {
+            answer.rows.push(row);
+        }
+    }
+    if let Some(end) = answer.batch.and_then(|batch| progress.remove(&batch)) {
+        answer.end = end;
+    }
+    answer
+}
+
+/// The most lines one progress report is looked for in.
+const PROGRESS_LINES: usize = 1000;
+
+/// The text after `marker` in `line`.
+fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
+    line.find(marker).map(|i| line[i + marker.len()..].trim())
+}
+
+/// Adds `more` to `into`, keeping `pick` of two offsets of one partition.
+fn merge(into: &mut Offsets, more: Offsets, pick: fn(i64, i64) -> i64) {
+    for (topic, partitions) in more {
+        let known = into.entry(topic).or_default();
+        for (partition, offset) in partitions {
+            let kept = known.get(&partition).map_or(offset, |&k| pick(k, offset));
+            known.insert(partition, kept);
+        }
+    }
+}
+
+/// A progress report's batch and where its sources had read to.
+fn progress_end(json: &str) -> Option<(u64, Offsets)> {
+    let report: serde_json::Value = serde_json::from_str(json).ok()?;
+    let batch = report.get("batchId")?.as_u64()?;
+    let mut end = Offsets::new();
+    for source in report.get("sources")?.as_array()? {
+        // A Kafka source's offsets are JSON (other sources may be anything: left aside).
+        if let Ok(offsets) = serde_json::from_value::<Offsets>(source["endOffset"].clone()) {
+            merge(&mut end, offsets, std::cmp::max);
+        }
+    }
+    Some((batch, end))
+}
+
+/// A row `|origin|count|` of a console table (after any log prefix); the header and borders,
+/// and log lines that happen to hold a `|`, are not rows.
+fn spark_row(line: &str) -> Option<JobRow> {
+    let table = &line[line.find('|')?..];
+    let cells: Vec<&str> = table.trim_end().split('|').collect();
+    match cells.as_slice() {
+        ["", origin, count, ""] => Some(JobRow {
+            origin: origin.trim().to_owned(),
+            count: count.trim().parse().ok()?,
+        }),
+        _ => None,
+    }
+}
+
+/// Every `origin,count` (CSV) or `{"origin", "count"}` (JSON lines) row, or a row's table.
+fn parse_rows(text: &str) -> std::result::Result<Vec<JobRow>, String> {
     let mut rows = Vec::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim_end();
         let at = || format!("line {}", number + 1);
-        if line.contains("Batch:") {
-            // A new Spark batch replaces the previous one: it is the complete result so far.
-            rows.clear();
-        } else if let Some(table) = line.find('|').map(|i| &line[i..]) {
+        if let Some(table) = line.find('|').map(|i| &line[i..]) {
             let cells: Vec<&str> = table.split('|').collect();
             if cells.len() != 4 {
                 return Err(format!("{}: expected |origin|count|, got {table}", at()));
@@ -196,7 +324,7 @@ mod tests {
 
     #[test]
     fn the_last_spark_batch_wins_and_truncated_origins_match_by_prefix() {
-        let rows = parse(SPARK).unwrap();
+        let rows = parse(SPARK).unwrap().rows;
         assert_eq!(rows.len(), 3);
         assert_eq!(
             rows[0],
@@ -223,7 +351,8 @@ mod tests {
             "|kafka-test-app-2 ...|   39|",
             "|kafka-test-app-2 ...|   41|",
         ))
-        .unwrap();
+        .unwrap()
+        .rows;
         let (comparisons, _) = compare(&rows, &seen());
         let differs: Vec<_> = comparisons
             .iter()
@@ -244,7 +373,9 @@ mod tests {
     fn ambiguous_prefixes_and_unknown_origins_are_named() {
         let mut seen = seen();
         seen.insert("kafka-test-app-1 (10.1.29.200)".to_owned(), 5);
-        let rows = parse("|kafka-test-app-1 ...|   43|\n|somebody-else|1|\n").unwrap();
+        let rows = parse("|kafka-test-app-1 ...|   43|\n|somebody-else|1|\n")
+            .unwrap()
+            .rows;
         let (comparisons, unlisted) = compare(&rows, &seen);
         assert_eq!(comparisons[0].result, Match::Ambiguous);
         assert_eq!(comparisons[0].candidates.len(), 2);
@@ -252,9 +383,60 @@ mod tests {
         assert_eq!(unlisted.len(), 4);
     }
 
+    /// A real driver's log (scripts/tutorial, Spark 3.4.1: console output and log lines
+    /// together, log lines inside the table's frame, multi-line progress reports).
+    const DRIVER_LOG: &str = include_str!("../../tests/data/spark-driver.log");
+
+    #[test]
+    fn a_driver_log_gives_the_last_batch_its_initial_and_end_offsets() {
+        let answer = parse(DRIVER_LOG).unwrap();
+        assert_eq!(answer.batch, Some(1));
+        let rows: Vec<(&str, u64)> = (answer.rows.iter())
+            .map(|r| (r.origin.as_str(), r.count))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("kafka-test-app-2 ...", 300),
+                ("kafka-test-app-0 ...", 300),
+                ("kafka-test-app-1 ...", 300)
+            ]
+        );
+        let topic = "spark-streaming-store".to_owned();
+        let zeros = (0..6).map(|p| (p, 0)).collect();
+        assert_eq!(answer.initial, BTreeMap::from([(topic.clone(), zeros)]));
+        let end = BTreeMap::from([(0, 143), (1, 165), (2, 130), (3, 153), (4, 154), (5, 155)]);
+        assert_eq!(answer.end, BTreeMap::from([(topic, end)]));
+    }
+
+    #[test]
+    fn reads_twice_keep_the_lowest_start_and_a_batch_without_its_report_has_no_end() {
+        let late = DRIVER_LOG.replace(
+            r#"Initial offsets: {"spark-streaming-store":{"2":0,"5":0,"4":0,"1":0,"3":0,"0":0}}"#,
+            concat!(
+                r#"Initial offsets: {"spark-streaming-store":{"2":40,"5":0,"4":0,"1":0,"3":0,"0":7}}"#,
+                "\n",
+                r#"x INFO KafkaMicroBatchStream: Initial offsets: {"spark-streaming-store":{"2":50,"0":5}}"#
+            ),
+        );
+        let answer = parse(&late).unwrap();
+        let start = &answer.initial["spark-streaming-store"];
+        assert_eq!((start[&0], start[&2], start[&5]), (5, 40, 0));
+        // Cut inside batch 1's progress report: its rows stand, its end is not known.
+        let cut = &DRIVER_LOG[..DRIVER_LOG.rfind("\"endOffset\"").unwrap()];
+        let answer = parse(cut).unwrap();
+        assert_eq!((answer.batch, answer.rows.len()), (Some(1), 3));
+        assert!(answer.end.is_empty(), "{:?}", answer.end);
+        // A report of another batch says nothing of this one.
+        let other = DRIVER_LOG.replace("\"batchId\" : 1,", "\"batchId\" : 2,");
+        assert!(parse(&other).unwrap().end.is_empty());
+    }
+
     #[test]
     fn csv_and_json_lines() {
-        let csv = parse("origin,count\nkafka-test-app-0 (10.1.29.185),38\n").unwrap();
+        let csv = parse("origin,count\nkafka-test-app-0 (10.1.29.185),38\n")
+            .unwrap()
+            .rows;
         assert_eq!(
             csv,
             vec![JobRow {
@@ -262,8 +444,9 @@ mod tests {
                 count: 38
             }]
         );
-        let json =
-            parse("{\"origin\": \"kafka-test-app-0 (10.1.29.185)\", \"count\": 38}\n").unwrap();
+        let json = parse("{\"origin\": \"kafka-test-app-0 (10.1.29.185)\", \"count\": 38}\n")
+            .unwrap()
+            .rows;
         assert_eq!(json, csv);
         assert!(parse("origin,count\na,many\n").is_err());
     }

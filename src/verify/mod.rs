@@ -55,6 +55,50 @@ pub struct AgainstReport {
     pub rows: Vec<Comparison>,
     /// Origins on the topic that the job did not list.
     pub unlisted: Vec<String>,
+    /// Where the job's reading began, per partition, when its log says (`Initial offsets`):
+    /// its counts are compared with the events from there on.
+    pub started_at: Option<BTreeMap<i32, i64>>,
+    /// Events before where the job began: never counted by it, by design, not lost.
+    pub before_start: u64,
+    /// Where the answer's batch had read to, per partition, when its log says (the batch's
+    /// progress report).
+    pub batch_end: Option<BTreeMap<i32, i64>>,
+}
+
+/// What the data topic holds from where an aggregation job began reading.
+#[derive(Debug, Default)]
+struct SinceStart {
+    /// Where the job began, per partition (a partition not listed: from its first offset, as
+    /// Spark reads a partition it finds after starting).
+    start: BTreeMap<i32, i64>,
+    /// Events at or after the start, by origin.
+    counts: BTreeMap<String, u64>,
+    /// Events before the start.
+    before: u64,
+    /// The latest timestamp of those events (seconds since the epoch).
+    before_until: Option<f64>,
+}
+
+impl SinceStart {
+    /// Counts one record.
+    fn take(&mut self, payload: Option<&[u8]>, partition: i32, offset: i64) {
+        let Ok(event) = crate::wire::event::decode(payload) else {
+            return;
+        };
+        if self
+            .start
+            .get(&partition)
+            .is_some_and(|&start| offset < start)
+        {
+            self.before += 1;
+            self.before_until = Some(
+                self.before_until
+                    .map_or(event.timestamp, |t| t.max(event.timestamp)),
+            );
+        } else {
+            *self.counts.entry(event.origin.into_owned()).or_default() += 1;
+        }
+    }
 }
 
 /// What a consumer group consumed, from its members' reports.
@@ -124,7 +168,8 @@ pub struct VerifyReport {
 pub fn verify(session: &Session, options: &VerifyOptions) -> Result<VerifyReport> {
     let job = options.against.as_deref().map(against::read).transpose()?;
     let control = read_control(session, options)?;
-    let data = read_data(session, options)?;
+    let start = job.as_ref().and_then(|job| job.initial.get(&options.topic));
+    let data = read_data(session, options, start)?;
     Ok(assess(options, &control, &data, job))
 }
 
@@ -168,9 +213,22 @@ struct Data {
     offsets: BTreeMap<i32, RangeSet>,
     /// Where each partition ended when reading began.
     ends: LogEnds,
+    /// The events from where an aggregation job began, when its log says where.
+    since_start: Option<SinceStart>,
 }
 
 impl Data {
+    /// Nothing read yet; with `job_start`, also counting the events from there.
+    fn counting_from(job_start: Option<&BTreeMap<i32, i64>>) -> Self {
+        Data {
+            since_start: job_start.map(|start| SinceStart {
+                start: start.clone(),
+                ..SinceStart::default()
+            }),
+            ..Data::default()
+        }
+    }
+
     /// Takes one record of the data topic, with its run header and its [`Marks`]; `now` is the reader's clock, for future timestamps.
     fn take(
         &mut self,
@@ -182,6 +240,9 @@ impl Data {
     ) {
         self.tally
             .record_marked(payload, run, marks, partition, now);
+        if let Some(since) = &mut self.since_start {
+            since.take(payload, partition, offset);
+        }
         if let Ok(offset) = u64::try_from(offset) {
             self.offsets.entry(partition).or_default().insert(offset);
         }
@@ -204,9 +265,14 @@ fn read_control(session: &Session, options: &VerifyOptions) -> Result<Control> {
     Ok(control)
 }
 
-/// The data topic from its first offset to its end: the tally and the offsets read.
-fn read_data(session: &Session, options: &VerifyOptions) -> Result<Data> {
-    let mut data = Data::default();
+/// The data topic from its first offset to its end: the tally and the offsets read, and the
+/// events from `job_start` on (where an aggregation job began reading).
+fn read_data(
+    session: &Session,
+    options: &VerifyOptions,
+    job_start: Option<&BTreeMap<i32, i64>>,
+) -> Result<Data> {
+    let mut data = Data::counting_from(job_start);
     let now = python_timestamp(SystemTime::now());
     let found = read_all_isolated(session, &options.topic, options.isolation, |message| {
         let (partition, offset) = (message.partition(), message.offset());
@@ -233,7 +299,7 @@ fn assess(
     options: &VerifyOptions,
     control: &Control,
     data: &Data,
-    job: Option<Vec<against::JobRow>>,
+    job: Option<against::JobAnswer>,
 ) -> VerifyReport {
     let read = Read {
         offsets: &data.offsets,
@@ -247,15 +313,23 @@ fn assess(
         group_findings(&verdict, options, &mut report.findings);
         report.group = Some(verdict);
     }
-    if let Some(rows) = job {
-        let seen = report
-            .origins
-            .iter()
-            .map(|(origin, o)| (origin.clone(), o.count))
-            .collect();
-        let (rows, unlisted) = against::compare(&rows, &seen);
-        against_findings(&rows, &unlisted, &mut report.findings);
-        report.against = Some(AgainstReport { rows, unlisted });
+    if let Some(job) = job {
+        let seen = match &data.since_start {
+            Some(since) => since.counts.clone(),
+            None => (report.origins.iter())
+                .map(|(origin, o)| (origin.clone(), o.count))
+                .collect(),
+        };
+        let (rows, unlisted) = against::compare(&job.rows, &seen);
+        let against = AgainstReport {
+            rows,
+            unlisted,
+            started_at: data.since_start.as_ref().map(|s| s.start.clone()),
+            before_start: data.since_start.as_ref().map_or(0, |s| s.before),
+            batch_end: job.end.get(&options.topic).cloned(),
+        };
+        against_findings(&against, &job, &seen, data, &mut report.findings);
+        report.against = Some(against);
     }
     report.verdict = report.findings.verdict();
     report
@@ -276,9 +350,63 @@ fn group_findings(verdict: &GroupVerdict, options: &VerifyOptions, findings: &mu
     }
 }
 
-/// Why the aggregation job's answer fails, row by row.
-fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Findings) {
-    for row in rows {
+/// Why the aggregation job's answer fails, row by row; or why it is behind (its batch had not
+/// read the whole topic, and no count is above the topic's); and where it began, if late.
+fn against_findings(
+    against: &AgainstReport,
+    job: &against::JobAnswer,
+    seen: &BTreeMap<String, u64>,
+    data: &Data,
+    findings: &mut Findings,
+) {
+    let seen_of = |origin: &String| seen.get(origin).copied().unwrap_or(0);
+    if let Some(since) = data.since_start.as_ref().filter(|s| s.before > 0) {
+        let until = since.before_until.map_or(String::new(), |t| {
+            format!(", sent until {}", judge::rfc3339(t))
+        });
+        findings.notes.push(format!(
+            "the aggregation job began reading at offsets {}: the {} events before (on the topic \
+             before it started{until}) were never counted by it; its counts are checked from there",
+            offsets_text(&since.start),
+            since.before
+        ));
+    }
+    let short_of_end: BTreeMap<i32, (i64, i64)> = (against.batch_end.iter().flatten())
+        .filter_map(|(p, &end)| {
+            let topic_end = *data.ends.get(p)?;
+            (end < topic_end).then_some((*p, (end, topic_end)))
+        })
+        .collect();
+    let none_above = against.rows.iter().all(|row| {
+        row.result == Match::Equal || (row.result == Match::Differs && row.difference < Some(0))
+    });
+    // Events the job has not counted yet: below the topic's in its rows, and unlisted origins.
+    let short = (against.rows.iter().filter_map(|r| r.difference))
+        .sum::<i64>()
+        .unsigned_abs()
+        + against.unlisted.iter().map(seen_of).sum::<u64>();
+    if !short_of_end.is_empty() && none_above && short > 0 {
+        findings.behind.push(format!(
+            "batch {} of the aggregation job had read partitions to {} of the topic's {}: \
+             none of its counts is above the topic's ({} events short); check a later batch",
+            job.batch.map_or("-".to_owned(), |b| b.to_string()),
+            offsets_text(
+                &short_of_end
+                    .iter()
+                    .map(|(p, (end, _))| (*p, *end))
+                    .collect()
+            ),
+            offsets_text(
+                &short_of_end
+                    .iter()
+                    .map(|(p, (_, top))| (*p, *top))
+                    .collect()
+            ),
+            short
+        ));
+        return;
+    }
+    for row in &against.rows {
         let reason = match (row.result, &row.origin) {
             (Match::Equal, _) => continue,
             (Match::Differs, Some(origin)) => format!(
@@ -299,11 +427,18 @@ fn against_findings(rows: &[Comparison], unlisted: &[String], findings: &mut Fin
         };
         findings.reasons.push(reason);
     }
-    for origin in unlisted {
-        findings
-            .reasons
-            .push(format!("aggregation job has no row for {origin}"));
+    for origin in &against.unlisted {
+        findings.reasons.push(format!(
+            "aggregation job has no row for {origin} (the topic has {})",
+            seen_of(origin)
+        ));
     }
+}
+
+/// `0:120, 1:118` (partition:offset).
+fn offsets_text(offsets: &BTreeMap<i32, i64>) -> String {
+    let parts: Vec<String> = offsets.iter().map(|(p, o)| format!("{p}:{o}")).collect();
+    parts.join(", ")
 }
 
 /// What `verify` read of the data topic.
@@ -579,23 +714,28 @@ mod tests {
             .collect()
     }
 
-    /// A real run recorded on Apache Kafka (two producers, one group member) judged again prints
-    /// the very bytes `verify` printed when it was recorded, JSON and text.
-    #[test]
-    fn a_recorded_run_gives_the_recorded_report() {
-        let options = VerifyOptions {
+    fn recorded_options() -> VerifyOptions {
+        VerifyOptions {
             topic: "rec".into(),
             control_topic: "rec-kta-control".into(),
             against: None,
             group: Some("rec-g1".into()),
             output: OutputFormat::Json,
             isolation: Isolation::ReadCommitted,
-        };
+        }
+    }
+
+    fn recorded_control(options: &VerifyOptions) -> Control {
         let mut control = Control::default();
         for record in records("control.jsonl") {
-            control.take(Some(record.value.as_bytes()), &options);
+            control.take(Some(record.value.as_bytes()), options);
         }
-        let mut data = Data::default();
+        control
+    }
+
+    /// The recorded topic read as `verify` reads it, counting from `job_start` for a job.
+    fn recorded_data(job_start: Option<&BTreeMap<i32, i64>>) -> Data {
+        let mut data = Data::counting_from(job_start);
         // Any reader's clock after the run (no event is then stamped in the future).
         let now = 2_000_000_000.0;
         for r in records("data.jsonl") {
@@ -609,6 +749,16 @@ mod tests {
             );
         }
         data.ends = serde_json::from_str(&recorded("ends.json")).unwrap();
+        data
+    }
+
+    /// A real run recorded on Apache Kafka (two producers, one group member) judged again prints
+    /// the very bytes `verify` printed when it was recorded, JSON and text.
+    #[test]
+    fn a_recorded_run_gives_the_recorded_report() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let data = recorded_data(None);
         assert_eq!(data.tally.consumed(), 800);
 
         let report = assess(&options, &control, &data, None);
@@ -617,6 +767,143 @@ mod tests {
             recorded("verify.json").trim_end()
         );
         assert_eq!(text(&report), recorded("verify.txt"));
+    }
+
+    /// The recorded topic's count by origin over `offsets` of its one partition (4), computed
+    /// here from the records themselves.
+    fn recorded_counts(offsets: std::ops::Range<i64>) -> Vec<against::JobRow> {
+        let mut counts = BTreeMap::<String, u64>::new();
+        for r in records("data.jsonl") {
+            if r.partition == 4 && offsets.contains(&r.offset) {
+                let event: serde_json::Value = serde_json::from_str(&r.value).unwrap();
+                *counts
+                    .entry(event["origin"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
+            }
+        }
+        assert_eq!(counts.len(), 2, "two origins in the recorded run");
+        (counts.into_iter())
+            .map(|(origin, count)| against::JobRow { origin, count })
+            .collect()
+    }
+
+    fn job(
+        rows: Vec<against::JobRow>,
+        initial: &[(i32, i64)],
+        end: &[(i32, i64)],
+    ) -> against::JobAnswer {
+        let topic = |offsets: &[(i32, i64)]| {
+            BTreeMap::from([("rec".to_owned(), offsets.iter().copied().collect())])
+        };
+        against::JobAnswer {
+            rows,
+            batch: Some(7),
+            initial: if initial.is_empty() {
+                BTreeMap::new()
+            } else {
+                topic(initial)
+            },
+            end: if end.is_empty() {
+                BTreeMap::new()
+            } else {
+                topic(end)
+            },
+        }
+    }
+
+    /// A job that began reading at offset 200 (Spark's `latest` while producers ran) is checked
+    /// exactly from there, the 200 events before named; one event fewer from there still fails.
+    #[test]
+    fn a_job_that_began_late_is_checked_from_its_start() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let start = BTreeMap::from([(4, 200)]);
+        let data = recorded_data(Some(&start));
+        let rows = recorded_counts(200..800);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(rows.clone(), &[(4, 200)], &[])),
+        );
+        assert_eq!(report.verdict, Verdict::Pass, "{:?}", report.findings);
+        let note = (report.findings.notes.iter())
+            .find(|n| n.starts_with("the aggregation job began"))
+            .expect("a note on where the job began");
+        assert!(
+            note.starts_with(
+                "the aggregation job began reading at offsets 4:200: the 200 events before (on the \
+                 topic before it started, sent until "
+            ) && note.ends_with(") were never counted by it; its counts are checked from there"),
+            "{note}"
+        );
+        assert_eq!(report.against.as_ref().unwrap().before_start, 200);
+
+        let mut dropped = rows;
+        dropped[1].count -= 1;
+        let (origin, count) = (dropped[1].origin.clone(), dropped[1].count);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(dropped, &[(4, 200)], &[])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(
+            report.findings.reasons,
+            [format!(
+                "aggregation job counts {count} for {origin}, the topic has {} (-1)",
+                count + 1
+            )]
+        );
+    }
+
+    /// A batch that had read to offset 500 of 800 with counts at most the topic's is behind
+    /// (exit code 4), short by the 300 it had not read; a count above the topic's still fails.
+    #[test]
+    fn a_batch_taken_before_the_end_is_behind_not_wrong() {
+        let options = recorded_options();
+        let control = recorded_control(&options);
+        let data = recorded_data(None);
+        let rows = recorded_counts(0..500);
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(rows.clone(), &[], &[(4, 500)])),
+        );
+        assert_eq!(report.verdict, Verdict::Behind, "{:?}", report.findings);
+        assert_eq!(report.verdict.exit_code() as u8, 4);
+        assert_eq!(
+            report.findings.behind,
+            ["batch 7 of the aggregation job had read partitions to 4:500 of the topic's 4:800: \
+              none of its counts is above the topic's (300 events short); check a later batch"]
+        );
+        assert!(text(&report).ends_with(&format!(
+            "verdict: BEHIND ({})\n",
+            report.findings.behind[0]
+        )));
+
+        let mut above = rows;
+        let total = recorded_counts(0..800);
+        above[0].count = total[0].count + 2;
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(above, &[], &[(4, 500)])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
+        assert_eq!(report.findings.reasons.len(), 2, "{:?}", report.findings);
+        assert!(report.findings.behind.is_empty());
+        // The same rows with the batch at the end of the topic: not behind, wrong.
+        let report = assess(
+            &options,
+            &control,
+            &data,
+            Some(job(recorded_counts(0..500), &[], &[(4, 800)])),
+        );
+        assert_eq!(report.verdict, Verdict::Fail);
     }
 
     fn value(origin: &str, run: &str, n: u64) -> Vec<u8> {
