@@ -134,6 +134,18 @@ impl Broker {
         &self.dir
     }
 
+    /// The cluster's base port P, as `DIR/cluster` has it: P clients, P+1 controllers, P+2
+    /// brokers, on every node's address (what a cut of one node matches, so that other clusters
+    /// on this machine keep running).
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("cluster"))
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("PORT="))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no PORT in {}/cluster", self.dir.display()))
+    }
+
     /// Runs `scripts/kafka <args> --dir DIR` (grant, kill, stop, …) and checks it succeeded.
     pub fn kafka(&self, args: &[&str]) -> Output {
         let output = Command::new(kafka_script())

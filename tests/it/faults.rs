@@ -172,27 +172,43 @@ fn survives(topic: &str, fault: impl FnOnce(&Broker, &str)) {
     );
 }
 
-/// Every packet to one node's loopback address dropped (iptables) while it lives; the rule goes
-/// when this does, also when the test fails.
+/// One node cut off from its cluster (iptables) while this lives: every TCP packet to its
+/// address on the cluster's ports (clients, controllers, brokers) and every packet from them is
+/// dropped, so neither its clients nor its peers reach it and its answers go nowhere. Other
+/// clusters on this machine (other ports) are untouched. The rules go when this does, also when
+/// the test fails.
 struct Cut {
-    address: String,
+    /// The rules in force, each as the match after `iptables -I INPUT` (so `-D` removes it).
+    rules: Vec<Vec<String>>,
 }
 
 impl Cut {
-    fn off(node: &str) -> Cut {
+    fn off(broker: &Broker, node: &str) -> Cut {
         let address = format!("127.0.0.{node}");
-        assert!(
-            drop_rule("-I", &address),
-            "iptables -I INPUT -d {address} -j DROP"
-        );
-        Cut { address }
+        let port = broker.port();
+        let ports = format!("{port}:{}", port + 2);
+        let mut cut = Cut { rules: Vec::new() };
+        for (way, port_way) in [("-d", "--dport"), ("-s", "--sport")] {
+            let rule: Vec<String> = ["-p", "tcp", way, &address, port_way, &ports, "-j", "DROP"]
+                .map(str::to_owned)
+                .into();
+            assert!(
+                iptables("-I", &rule),
+                "iptables -I INPUT {}",
+                rule.join(" ")
+            );
+            // Kept only once it is in: a failed second rule unwinds through the first's removal.
+            cut.rules.push(rule);
+        }
+        cut
     }
 }
 
-/// Inserts (`-I`) or deletes (`-D`) the rule dropping every packet to `address`; whether it worked.
-fn drop_rule(action: &str, address: &str) -> bool {
+/// Inserts (`-I`) or deletes (`-D`) one rule of the INPUT chain; whether it worked.
+fn iptables(action: &str, rule: &[String]) -> bool {
     std::process::Command::new("iptables")
-        .args(["-w", action, "INPUT", "-d", address, "-j", "DROP"])
+        .args(["-w", action, "INPUT"])
+        .args(rule)
         .status()
         .expect("iptables (scripts/install-test-deps installs it)")
         .success()
@@ -200,13 +216,15 @@ fn drop_rule(action: &str, address: &str) -> bool {
 
 impl Drop for Cut {
     fn drop(&mut self) {
-        let removed = drop_rule("-D", &self.address);
-        // No second panic while a failed test unwinds.
-        assert!(
-            removed || std::thread::panicking(),
-            "iptables -D INPUT -d {} -j DROP",
-            self.address
-        );
+        for rule in &self.rules {
+            let removed = iptables("-D", rule);
+            // No second panic while a failed test unwinds.
+            assert!(
+                removed || std::thread::panicking(),
+                "iptables -D INPUT {}",
+                rule.join(" ")
+            );
+        }
     }
 }
 
@@ -257,13 +275,13 @@ fn a_leader_frozen_for_thirty_seconds_loses_nothing() {
     });
 }
 
-/// The partition leader cut off for 30 s: every connection to its address dropped (clients,
-/// followers, controllers), then healed. Its partitions take no writes meanwhile; the producer's
+/// The partition leader cut off for 30 s: every packet to and from its ports on its address
+/// dropped (clients, followers, controllers), then healed. Its partitions take no writes meanwhile; the producer's
 /// retries carry them over the gap; nothing is lost, doubled or failed.
 #[test]
 fn the_leader_cut_off_for_thirty_seconds_loses_nothing() {
     survives("fault-cut-leader", |broker, topic| {
-        let cut = Cut::off(&leader(broker, topic));
+        let cut = Cut::off(broker, &leader(broker, topic));
         // The fault is 30 s of partition, not a wait for anything.
         std::thread::sleep(Duration::from_secs(30));
         drop(cut);
