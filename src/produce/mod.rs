@@ -41,7 +41,7 @@ use crate::wire::series::{encode_histogram, RunSeries};
 use crate::wire::{RUN_HEADER, WARMUP_HEADER};
 use key::{Keyer, SplitMix};
 use rate::{Phase, Schedule};
-use stall::{Change, Stall};
+use stall::{Change, Recovery, Stall};
 
 pub use key::KeyMode;
 
@@ -202,6 +202,8 @@ struct Deliveries {
     /// The highest offset acknowledged per partition (index = partition): a log that later
     /// ends below it was truncated.
     acked_high: Vec<Option<i64>>,
+    /// Per partition, the longest time between two acknowledgements: the time to recover.
+    recovery: Recovery,
     /// `n` of committed transactions (transactional runs).
     committed: RangeSet,
     /// `n` of aborted transactions (transactional runs).
@@ -297,6 +299,7 @@ impl ProducerContext for DeliveryContext {
                     }
                     let high = &mut deliveries.acked_high[slot];
                     *high = (*high).max(Some(message.offset()));
+                    deliveries.recovery.acked(slot, Instant::now());
                 }
                 if opaque & WARMUP == 0 {
                     let now_us = self.start.elapsed().as_micros() as u64;
@@ -427,6 +430,7 @@ pub fn produce(
                 .expect("static bounds are valid"),
             last_failure: None,
             acked_high: Vec::new(),
+            recovery: Recovery::default(),
             committed: RangeSet::new(),
             aborted: RangeSet::new(),
         }),
@@ -1019,6 +1023,8 @@ impl Run<'_> {
             final_run_report: self.final_report,
             run_reports_off: self.reports_off.clone(),
             longest_ack_gap_s: self.stall.longest_s(),
+            time_to_recover_s: deliveries.recovery.longest_s(),
+            recovery_by_partition_s: deliveries.recovery.by_partition_s(),
             verdict: if failed == 0 {
                 Verdict::Pass
             } else {
