@@ -435,22 +435,27 @@ pub fn produce(
             aborted: RangeSet::new(),
         }),
     };
-    // Run reports go through a producer of their own when events are sent in transactions
-    // (a transactional producer writes nothing outside a transaction, and a report must not
-    // vanish with an aborted one).
-    let control_config = config.clone();
+    // Run reports are what `verify` judges loss by, so they are written idempotent with
+    // acks=all whatever -X chose for the events. They go through a producer of their own when
+    // the events' guarantee is weaker (a run with -X acks=1 must not lose the very reports that
+    // tell its loss: an unclean election takes the control topic's unreplicated tail too) and
+    // when events are sent in transactions (a transactional producer writes nothing outside a
+    // transaction, and a report must not vanish with an aborted one).
+    let mut control_config = config.clone();
+    control_config
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    let weaker = !guarantee.idempotence || !matches!(guarantee.acks.as_str(), "all" | "-1");
     if let Some(transactions) = &options.workload.transactions {
         config.set("transactional.id", &transactions.id);
     }
     let producer: BaseProducer<DeliveryContext> =
         session.client_with("producer", &config, context())?;
-    let control_producer: Option<BaseProducer<DeliveryContext>> = match options
-        .workload
-        .transactions
-    {
-        Some(_) => Some(session.client_with("run report producer", &control_config, context())?),
-        None => None,
-    };
+    let control_producer: Option<BaseProducer<DeliveryContext>> =
+        match weaker || options.workload.transactions.is_some() {
+            true => Some(session.client_with("run report producer", &control_config, context())?),
+            false => None,
+        };
     let control_producer = control_producer.as_ref().unwrap_or(&producer);
     if options.workload.transactions.is_some() {
         // Fences any earlier producer with this id and aborts its open transaction.
