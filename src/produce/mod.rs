@@ -41,7 +41,7 @@ use crate::wire::series::{encode_histogram, RunSeries};
 use crate::wire::{RUN_HEADER, WARMUP_HEADER};
 use key::{Keyer, SplitMix};
 use rate::{Phase, Schedule};
-use stall::{Change, Stall};
+use stall::{Change, Recovery, Stall};
 
 pub use key::KeyMode;
 
@@ -202,6 +202,8 @@ struct Deliveries {
     /// The highest offset acknowledged per partition (index = partition): a log that later
     /// ends below it was truncated.
     acked_high: Vec<Option<i64>>,
+    /// Per partition, the longest time between two acknowledgements: the time to recover.
+    recovery: Recovery,
     /// `n` of committed transactions (transactional runs).
     committed: RangeSet,
     /// `n` of aborted transactions (transactional runs).
@@ -297,6 +299,7 @@ impl ProducerContext for DeliveryContext {
                     }
                     let high = &mut deliveries.acked_high[slot];
                     *high = (*high).max(Some(message.offset()));
+                    deliveries.recovery.acked(slot, Instant::now());
                 }
                 if opaque & WARMUP == 0 {
                     let now_us = self.start.elapsed().as_micros() as u64;
@@ -427,26 +430,32 @@ pub fn produce(
                 .expect("static bounds are valid"),
             last_failure: None,
             acked_high: Vec::new(),
+            recovery: Recovery::default(),
             committed: RangeSet::new(),
             aborted: RangeSet::new(),
         }),
     };
-    // Run reports go through a producer of their own when events are sent in transactions
-    // (a transactional producer writes nothing outside a transaction, and a report must not
-    // vanish with an aborted one).
-    let control_config = config.clone();
+    // Run reports are what `verify` judges loss by, so they are written idempotent with
+    // acks=all whatever -X chose for the events. They go through a producer of their own when
+    // the events' guarantee is weaker (a run with -X acks=1 must not lose the very reports that
+    // tell its loss: an unclean election takes the control topic's unreplicated tail too) and
+    // when events are sent in transactions (a transactional producer writes nothing outside a
+    // transaction, and a report must not vanish with an aborted one).
+    let mut control_config = config.clone();
+    control_config
+        .set("enable.idempotence", "true")
+        .set("acks", "all");
+    let weaker = !guarantee.idempotence || !matches!(guarantee.acks.as_str(), "all" | "-1");
     if let Some(transactions) = &options.workload.transactions {
         config.set("transactional.id", &transactions.id);
     }
     let producer: BaseProducer<DeliveryContext> =
         session.client_with("producer", &config, context())?;
-    let control_producer: Option<BaseProducer<DeliveryContext>> = match options
-        .workload
-        .transactions
-    {
-        Some(_) => Some(session.client_with("run report producer", &control_config, context())?),
-        None => None,
-    };
+    let control_producer: Option<BaseProducer<DeliveryContext>> =
+        match weaker || options.workload.transactions.is_some() {
+            true => Some(session.client_with("run report producer", &control_config, context())?),
+            false => None,
+        };
     let control_producer = control_producer.as_ref().unwrap_or(&producer);
     if options.workload.transactions.is_some() {
         // Fences any earlier producer with this id and aborts its open transaction.
@@ -1019,6 +1028,8 @@ impl Run<'_> {
             final_run_report: self.final_report,
             run_reports_off: self.reports_off.clone(),
             longest_ack_gap_s: self.stall.longest_s(),
+            time_to_recover_s: deliveries.recovery.longest_s(),
+            recovery_by_partition_s: deliveries.recovery.by_partition_s(),
             verdict: if failed == 0 {
                 Verdict::Pass
             } else {

@@ -5,6 +5,13 @@
 //! settled count (acknowledged + failed) once a second and says when one begins (so the producer
 //! warns and `/readyz` turns 503) and when it ends; it also keeps the longest gap, reported as
 //! `longest_ack_gap_s`.
+//!
+//! That gap ends with the first acknowledgement of *any* partition: while one partition fails
+//! over, the others keep acknowledging, so it stays near its one-second floor. [`Recovery`]
+//! keeps, per partition, the longest time between two of its acknowledgements: from a fault's
+//! start (the partition's last acknowledgement before it) until acknowledgements flow on that
+//! partition again. Its largest, `time_to_recover_s`, is how long the slowest partition took to
+//! recover; the per-partition values are `recovery_by_partition_s`.
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +110,46 @@ impl Default for Stall {
     }
 }
 
+/// Per partition, the longest time between two of its acknowledgements.
+#[derive(Debug, Clone, Default)]
+pub struct Recovery {
+    /// Index = partition: its latest acknowledgement and its longest gap so far.
+    partitions: Vec<Option<(Instant, Duration)>>,
+}
+
+impl Recovery {
+    /// An acknowledgement of an event on `partition` at `now`.
+    pub fn acked(&mut self, partition: usize, now: Instant) {
+        if self.partitions.len() <= partition {
+            self.partitions.resize(partition + 1, None);
+        }
+        let slot = &mut self.partitions[partition];
+        let longest = match *slot {
+            Some((last, longest)) => longest.max(now.saturating_duration_since(last)),
+            None => Duration::ZERO,
+        };
+        *slot = Some((now, longest));
+    }
+
+    /// `[partition, seconds]` for every partition acknowledged: its longest gap between two
+    /// acknowledgements (0 with fewer than two).
+    pub fn by_partition_s(&self) -> Vec<(u32, f64)> {
+        self.partitions
+            .iter()
+            .enumerate()
+            .filter_map(|(p, slot)| Some((p as u32, slot.as_ref()?.1.as_secs_f64())))
+            .collect()
+    }
+
+    /// The slowest partition's recovery: the longest gap of any partition, in seconds.
+    pub fn longest_s(&self) -> f64 {
+        self.by_partition_s()
+            .into_iter()
+            .map(|(_, s)| s)
+            .fold(0.0, f64::max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +204,35 @@ mod tests {
         }
         assert!(!stall.is_stalled());
         assert_eq!(stall.longest_s(), 1.0);
+    }
+
+    #[test]
+    fn recovery_is_the_longest_gap_of_one_partition_while_others_ack() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut recovery = Recovery::default();
+        // Partitions 0 and 2 acknowledge every 10 ms; partition 1 stops at 100 ms (its leader
+        // dies) and resumes at 7 100 ms.
+        for ms in (0..8000).step_by(10) {
+            recovery.acked(0, at(ms));
+            recovery.acked(2, at(ms));
+            if !(101..7100).contains(&ms) {
+                recovery.acked(1, at(ms));
+            }
+        }
+        assert_eq!(
+            recovery.by_partition_s(),
+            vec![(0, 0.01), (1, 7.0), (2, 0.01)]
+        );
+        assert_eq!(recovery.longest_s(), 7.0);
+    }
+
+    #[test]
+    fn one_acknowledgement_is_no_gap_and_no_partition_is_nothing() {
+        let mut recovery = Recovery::default();
+        assert_eq!(recovery.longest_s(), 0.0);
+        recovery.acked(3, Instant::now());
+        assert_eq!(recovery.by_partition_s(), vec![(3, 0.0)]);
+        assert_eq!(recovery.longest_s(), 0.0);
     }
 }

@@ -83,6 +83,14 @@ pub struct ProduceReport {
     /// The longest time, in seconds (to the second), that events were pending and none was
     /// acknowledged or failed: how long the cluster took no writes (a failover's gap).
     pub longest_ack_gap_s: f64,
+    /// The longest time, in seconds, one partition went between two of its acknowledgements:
+    /// from a fault's start until acknowledgements flowed on every partition again (the
+    /// slowest partition's recovery; [`crate::produce::stall::Recovery`]). A partition that
+    /// never recovered within the run is not in it: `failed` says so.
+    pub time_to_recover_s: f64,
+    /// `[partition, seconds]`: each acknowledged partition's longest gap between two of its
+    /// acknowledgements.
+    pub recovery_by_partition_s: Vec<(u32, f64)>,
     /// The verdict: pass when nothing failed.
     pub verdict: Verdict,
 }
@@ -303,7 +311,7 @@ pub fn produce_page(report: &ProduceReport) -> Page {
             ("failed".into(), report.failed),
         ],
         accounting: format!(
-            "{:.1} events/s sent, {:.1} acknowledged/s, target {}; longest stretch without acknowledgements {:.0} s",
+            "{:.1} events/s sent, {:.1} acknowledged/s, target {}; longest stretch without acknowledgements {:.0} s, time to recover {:.1} s",
             report.rate,
             report.acked_per_s,
             if report.target_rate > 0.0 {
@@ -311,7 +319,8 @@ pub fn produce_page(report: &ProduceReport) -> Page {
             } else {
                 "none (unpaced)".to_owned()
             },
-            report.longest_ack_gap_s
+            report.longest_ack_gap_s,
+            report.time_to_recover_s
         ),
         runs: vec![RunLine {
             origin: report.origin.clone(),
@@ -507,6 +516,8 @@ mod tests {
             final_run_report: FinalReport::Delivered,
             run_reports_off: None,
             longest_ack_gap_s: 0.0,
+            time_to_recover_s: 0.0,
+            recovery_by_partition_s: vec![],
             ack_latency_us: None,
             series: RunSeries::default(),
             verdict: Verdict::Pass,

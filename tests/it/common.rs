@@ -61,10 +61,11 @@ impl Broker {
     }
 
     /// Three nodes (127.0.0.1–3), PLAINTEXT, replication factor 3 and `min.insync.replicas=2`
-    /// for new topics: the fault tests' cluster (they take turns on it).
+    /// for new topics: the fault tests' cluster (they take turns on it). Node 3's clients go
+    /// through its slow-broker proxy (no delay until `scripts/kafka slow 3 MS`).
     pub fn three() -> &'static Broker {
         static CLUSTER: OnceLock<Broker> = OnceLock::new();
-        CLUSTER.get_or_init(|| Broker::up("three", &["--nodes", "3"]))
+        CLUSTER.get_or_init(|| Broker::up("three", &["--nodes", "3", "--proxied", "3"]))
     }
 
     /// One node, SASL_PLAINTEXT with SCRAM, the StandardAuthorizer and ACLs (Charmed Kafka's
@@ -132,6 +133,18 @@ impl Broker {
     /// The cluster's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The cluster's base port P, as `DIR/cluster` has it: P clients, P+1 controllers, P+2
+    /// brokers, P+3 the proxy of a proxied node, on every node's address (what a cut of one node matches, so that other clusters
+    /// on this machine keep running).
+    pub fn port(&self) -> u16 {
+        std::fs::read_to_string(self.dir.join("cluster"))
+            .unwrap()
+            .lines()
+            .find_map(|line| line.strip_prefix("PORT="))
+            .and_then(|port| port.parse().ok())
+            .unwrap_or_else(|| panic!("no PORT in {}/cluster", self.dir.display()))
     }
 
     /// Runs `scripts/kafka <args> --dir DIR` (grant, kill, stop, …) and checks it succeeded.

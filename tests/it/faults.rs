@@ -11,12 +11,12 @@ use std::process::Child;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::common::{app, check, json, spawn, Broker};
+use crate::common::{app, check, finish, json, signal, spawn, wait_for_line, Broker};
 
 /// One fault case at a time.
 static TURN: Mutex<()> = Mutex::new(());
@@ -33,6 +33,8 @@ fn cluster() -> (&'static Broker, MutexGuard<'static, ()>) {
             .output();
         broker.kafka(&["start", node]);
     }
+    // A slow broker a failed case left behind is made fast again.
+    broker.kafka(&["slow", "3", "0"]);
     (broker, turn)
 }
 
@@ -57,26 +59,49 @@ fn records(broker: &Broker, topic: &str) -> i64 {
         .sum()
 }
 
-/// Waits (at most 60 s) until `topic` holds at least `count` records: the fault then strikes
-/// while the run is under way.
-fn wait_for_records(broker: &Broker, topic: &str, count: i64) {
+/// Waits (at most 60 s, checking every 100 ms) until `done` says so; `what` names the condition
+/// in the failure.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while records(broker, topic) < count {
-        assert!(
-            Instant::now() < deadline,
-            "{topic} did not reach {count} records within 60 s"
-        );
+    while !done() {
+        assert!(Instant::now() < deadline, "not within 60 s: {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-/// The node that leads partition 0 of `topic`.
-fn leader(broker: &Broker, topic: &str) -> String {
+/// Waits (at most 60 s) until `topic` holds at least `count` records: the fault then strikes
+/// while the run is under way.
+fn wait_for_records(broker: &Broker, topic: &str, count: i64) {
+    wait_until(&format!("{topic} holds {count} records"), || {
+        records(broker, topic) >= count
+    });
+}
+
+/// Partition 0 of `topic` as the cluster's metadata has it: its leader (-1: none) and its
+/// in-sync replicas; `None` while no broker answers.
+fn partition_zero(broker: &Broker, topic: &str) -> Option<(i32, Vec<i32>)> {
     let consumer: BaseConsumer = broker.client_config().create().unwrap();
     let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    metadata.topics()[0].partitions()[0].leader().to_string()
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let partition = metadata.topics().first()?.partitions().first()?;
+    Some((partition.leader(), partition.isr().to_vec()))
+}
+
+/// Starts `nodes` at once, each returning once the cluster is ready (`scripts/kafka start`):
+/// nodes that need each other (a quorum, a partition's only replicas) come up together.
+fn start_together(broker: &Broker, nodes: &[&str]) {
+    std::thread::scope(|scope| {
+        for &node in nodes {
+            scope.spawn(move || broker.kafka(&["start", node]));
+        }
+    });
+}
+
+/// The node that leads partition 0 of `topic`.
+fn leader(broker: &Broker, topic: &str) -> String {
+    let (leader, _) = partition_zero(broker, topic).expect("the cluster answers metadata");
+    leader.to_string()
 }
 
 /// A paced producer on `topic` (partitions 3, RF 3), and three consumers in one group.
@@ -88,6 +113,18 @@ struct Workload {
 
 impl Workload {
     fn start(broker: &Broker, topic: &str, rate: u64, count: u64) -> Workload {
+        Workload::start_with(broker, topic, rate, count, &[])
+    }
+
+    /// As [`Workload::start`], the first member of the group started with `first_member` added
+    /// to its command line (a member the case will kill).
+    fn start_with(
+        broker: &Broker,
+        topic: &str,
+        rate: u64,
+        count: u64,
+        first_member: &[&str],
+    ) -> Workload {
         let group_prefix = format!("{topic}-");
         // The producer creates the topic; the consumers join once it exists.
         let (producer, stderr) = spawn(
@@ -105,46 +142,62 @@ impl Workload {
         );
         drop(crate::common::drain(stderr));
         wait_for_records(broker, topic, 1);
-        let consumers = (0..3)
-            .map(|_| {
-                let (child, stderr) = spawn(
-                    app()
-                        .args(["consume", "--topic", topic, "--output", "json"])
-                        .args(["--consumer-group-prefix", &group_prefix])
-                        // They end once the run is fully consumed; the idle timeout only bounds
-                        // a failing case, and outlasts the producer's 60 s flush timeout: a fault
-                        // may hold acks back for most of it (a cut leader: ~57 s on a loaded
-                        // machine), and the members read the late events only after that.
-                        .args(["--until-complete", "--idle-timeout", "150s"])
-                        .envs(broker.env()),
-                );
-                drop(crate::common::drain(stderr));
-                child
-            })
-            .collect();
-        Workload {
+        let mut workload = Workload {
             group_prefix,
             producer,
-            consumers,
+            consumers: Vec::new(),
+        };
+        for extra in [first_member, &[], &[]] {
+            let member = workload.member(broker, topic, extra);
+            workload.consumers.push(member);
         }
+        workload
     }
 
-    /// Waits for the producer and the consumers; returns the producer's report.
-    fn finish(self) -> serde_json::Value {
+    /// A member of the workload's group, until the producer's runs are consumed.
+    fn member(&self, broker: &Broker, topic: &str, extra: &[&str]) -> Child {
+        let (child, stderr) = spawn(
+            app()
+                .args(["consume", "--topic", topic, "--output", "json"])
+                .args(["--consumer-group-prefix", &self.group_prefix])
+                // Members end once the run is fully consumed; the idle timeout only bounds a
+                // failing case, and outlasts the producer's 60 s flush timeout: a fault may hold
+                // acks back for most of it (a cut leader: ~57 s on a loaded machine), and the
+                // members read the late events only after that.
+                .args(["--until-complete", "--idle-timeout", "150s"])
+                .args(extra)
+                .envs(broker.env()),
+        );
+        drop(crate::common::drain(stderr));
+        child
+    }
+
+    /// The group's id (the prefix and the tool's `1`).
+    fn group(&self) -> String {
+        format!("{}1", self.group_prefix)
+    }
+
+    /// Waits for the producer and the consumers; returns the producer's report and the members'.
+    fn finish(self) -> (serde_json::Value, Vec<serde_json::Value>) {
         let output = self.producer.wait_with_output().unwrap();
         check(&output, 0);
         let report = json(&output);
-        for consumer in self.consumers {
-            let output = consumer.wait_with_output().unwrap();
-            // A member's own verdict may be incomplete (it held only some partitions); the
-            // group's verdict below is the whole view.
-            assert!(
-                matches!(output.status.code(), Some(0 | 3)),
-                "consumer: {}",
-                String::from_utf8_lossy(&output.stdout)
-            );
-        }
-        report
+        let members = self
+            .consumers
+            .into_iter()
+            .map(|consumer| {
+                let output = consumer.wait_with_output().unwrap();
+                // A member's own verdict may be incomplete (it held only some partitions); the
+                // group's verdict is the whole view.
+                assert!(
+                    matches!(output.status.code(), Some(0 | 3)),
+                    "consumer: {}",
+                    String::from_utf8_lossy(&output.stdout)
+                );
+                json(&output)
+            })
+            .collect();
+        (report, members)
     }
 }
 
@@ -159,44 +212,87 @@ fn assert_exact(broker: &Broker, workload_topic: &str, group: &str, count: u64) 
 /// Runs the paced workload, strikes with `fault` once a third of it is on the topic, and checks
 /// that nothing acknowledged was lost or doubled and that every event was acknowledged.
 fn survives(topic: &str, fault: impl FnOnce(&Broker, &str)) {
+    survives_at(topic, 1000, 6000, fault);
+}
+
+/// [`survives`] with `count` events at `rate` (0: as fast as the cluster takes them); returns
+/// the producer's report.
+fn survives_at(
+    topic: &str,
+    rate: u64,
+    count: u64,
+    fault: impl FnOnce(&Broker, &str),
+) -> serde_json::Value {
     let (broker, _turn) = cluster();
-    let count = 6000;
-    let workload = Workload::start(broker, topic, 1000, count);
-    wait_for_records(broker, topic, 2000);
+    let mut workload = Workload::start(broker, topic, rate, count);
+    wait_for_records(broker, topic, count as i64 / 3);
+    // A fault after the last event would test nothing.
+    assert!(
+        workload.producer.try_wait().unwrap().is_none(),
+        "the producer finished before the fault"
+    );
     fault(broker, topic);
-    let group = format!("{}1", workload.group_prefix);
-    let report = workload.finish();
+    let group = workload.group();
+    let (report, members) = workload.finish();
     assert_eq!(report["acked"], count, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     assert_exact(broker, topic, &group, count);
+    assert_members_in_order(&members);
     // A row of docs/reliability.md's table (shown with `cargo test --test it faults -- --nocapture`).
     println!(
-        "| {topic} | {} | {} | 0 | 0 | {} |",
-        report["acked"], report["failed"], report["longest_ack_gap_s"]
+        "| {topic} | {} | {} | 0 | 0 | {} | {} |",
+        report["acked"], report["failed"], report["longest_ack_gap_s"], report["time_to_recover_s"]
     );
+    report
 }
 
-/// Every packet to one node's loopback address dropped (iptables) while it lives; the rule goes
-/// when this does, also when the test fails.
-struct Cut {
-    address: String,
-}
-
-impl Cut {
-    fn off(node: &str) -> Cut {
-        let address = format!("127.0.0.{node}");
-        assert!(
-            drop_rule("-I", &address),
-            "iptables -I INPUT -d {address} -j DROP"
-        );
-        Cut { address }
+/// No member saw an event out of order or its offsets go back without a rebalance: what a
+/// rebalance or a redelivery must never look like.
+fn assert_members_in_order(members: &[serde_json::Value]) {
+    for member in members {
+        assert_eq!(member["out_of_order"], 0, "{member}");
+        assert_eq!(member["nonmonotonic_polls"], 0, "{member}");
+        assert_eq!(member["duplicates"], 0, "{member}");
     }
 }
 
-/// Inserts (`-I`) or deletes (`-D`) the rule dropping every packet to `address`; whether it worked.
-fn drop_rule(action: &str, address: &str) -> bool {
+/// One node cut off from its cluster (iptables) while this lives: every TCP packet to its
+/// address on the cluster's ports (clients, controllers, brokers, the slow-broker proxy) and every packet from them is
+/// dropped, so neither its clients nor its peers reach it and its answers go nowhere. Other
+/// clusters on this machine (other ports) are untouched. The rules go when this does, also when
+/// the test fails.
+struct Cut {
+    /// The rules in force, each as the match after `iptables -I INPUT` (so `-D` removes it).
+    rules: Vec<Vec<String>>,
+}
+
+impl Cut {
+    fn off(broker: &Broker, node: &str) -> Cut {
+        let address = format!("127.0.0.{node}");
+        let port = broker.port();
+        let ports = format!("{port}:{}", port + 3);
+        let mut cut = Cut { rules: Vec::new() };
+        for (way, port_way) in [("-d", "--dport"), ("-s", "--sport")] {
+            let rule: Vec<String> = ["-p", "tcp", way, &address, port_way, &ports, "-j", "DROP"]
+                .map(str::to_owned)
+                .into();
+            assert!(
+                iptables("-I", &rule),
+                "iptables -I INPUT {}",
+                rule.join(" ")
+            );
+            // Kept only once it is in: a failed second rule unwinds through the first's removal.
+            cut.rules.push(rule);
+        }
+        cut
+    }
+}
+
+/// Inserts (`-I`) or deletes (`-D`) one rule of the INPUT chain; whether it worked.
+fn iptables(action: &str, rule: &[String]) -> bool {
     std::process::Command::new("iptables")
-        .args(["-w", action, "INPUT", "-d", address, "-j", "DROP"])
+        .args(["-w", action, "INPUT"])
+        .args(rule)
         .status()
         .expect("iptables (scripts/install-test-deps installs it)")
         .success()
@@ -204,13 +300,15 @@ fn drop_rule(action: &str, address: &str) -> bool {
 
 impl Drop for Cut {
     fn drop(&mut self) {
-        let removed = drop_rule("-D", &self.address);
-        // No second panic while a failed test unwinds.
-        assert!(
-            removed || std::thread::panicking(),
-            "iptables -D INPUT -d {} -j DROP",
-            self.address
-        );
+        for rule in &self.rules {
+            let removed = iptables("-D", rule);
+            // No second panic while a failed test unwinds.
+            assert!(
+                removed || std::thread::panicking(),
+                "iptables -D INPUT {}",
+                rule.join(" ")
+            );
+        }
     }
 }
 
@@ -261,17 +359,353 @@ fn a_leader_frozen_for_thirty_seconds_loses_nothing() {
     });
 }
 
-/// The partition leader cut off for 30 s: every connection to its address dropped (clients,
-/// followers, controllers), then healed. Its partitions take no writes meanwhile; the producer's
+/// The partition leader cut off for 30 s: every packet to and from its ports on its address
+/// dropped (clients, followers, controllers), then healed. Its partitions take no writes meanwhile; the producer's
 /// retries carry them over the gap; nothing is lost, doubled or failed.
 #[test]
 fn the_leader_cut_off_for_thirty_seconds_loses_nothing() {
     survives("fault-cut-leader", |broker, topic| {
-        let cut = Cut::off(&leader(broker, topic));
+        let cut = Cut::off(broker, &leader(broker, topic));
         // The fault is 30 s of partition, not a wait for anything.
         std::thread::sleep(Duration::from_secs(30));
         drop(cut);
     });
+}
+
+/// The leader killed and restarted under an unpaced producer (`--rate 0`): batches in flight
+/// on the dead leader are retried on the new one; idempotence keeps them single.
+#[test]
+fn the_leader_killed_under_an_unpaced_producer_loses_nothing() {
+    survives_at("fault-kill-leader-unpaced", 0, 60_000, |broker, topic| {
+        let node = leader(broker, topic);
+        broker.kafka(&["kill", &node]);
+        broker.kafka(&["start", &node]);
+    });
+}
+
+/// A member of the group of three SIGKILLed once a third is on the topic, and a new one started
+/// in its place: the group rebalances (the newcomer joins, the dead member's session expires)
+/// and the partitions the dead member held are read again by others. Redelivery is not
+/// disorder: no member reports out-of-order or a nonmonotonic poll, the group consumed every
+/// record, and the verdict passes exactly.
+///
+/// The doomed member commits nothing (auto-commit once an hour) and gives up its session after
+/// 6 s (the broker's minimum): every record it consumed is consumed again by a member that
+/// reports it. (A member killed after a commit newer than its last report leaves records only
+/// its dead self consumed: see docs/reliability.md.)
+#[test]
+fn a_consumer_killed_and_replaced_mid_run_is_judged_exactly() {
+    let (broker, _turn) = cluster();
+    let topic = "fault-kill-consumer";
+    let count = 6000;
+    let doomed = [
+        "-X",
+        "auto.commit.interval.ms=3600000",
+        "-X",
+        "session.timeout.ms=6000",
+    ];
+    let mut workload = Workload::start_with(broker, topic, 1000, count, &doomed);
+    wait_for_records(broker, topic, 2000);
+    let killed = workload.consumers.remove(0);
+    signal(&killed, libc::SIGKILL);
+    let (code, _) = finish(killed);
+    assert_eq!(code, None, "the member was killed by its signal");
+    let replacement = workload.member(broker, topic, &[]);
+    workload.consumers.push(replacement);
+    let group = workload.group();
+    let (report, members) = workload.finish();
+    assert_eq!(report["acked"], count, "{report}");
+    assert_members_in_order(&members);
+    let verified = crate::fleet::verify(broker, topic, &["--group", &group], 0);
+    assert_eq!(verified["verdict"], "pass", "{verified}");
+    assert_eq!(verified["consumed"], count, "{verified}");
+    crate::fleet::assert_no_anomaly(&verified);
+    let by_group = &verified["group"];
+    assert_eq!(by_group["unconsumed"], 0, "{verified}");
+    // What the dead member had read was read again, and counted as redelivered.
+    assert_eq!(
+        by_group["consumed"].as_u64().unwrap(),
+        count + by_group["redelivered"].as_u64().unwrap(),
+        "{verified}"
+    );
+}
+
+/// The run reports of `origin` on `topic`'s control topic, read here: ground truth of what the
+/// producer had said before it died.
+fn run_reports(broker: &Broker, topic: &str, origin: &str) -> Vec<serde_json::Value> {
+    crate::common::read_topic(&broker.bootstrap(), &format!("{topic}-kta-control"))
+        .iter()
+        .flatten()
+        .filter_map(|value| serde_json::from_slice::<serde_json::Value>(value).ok())
+        .filter(|report| report["kind"] == "producer-run" && report["origin"] == origin)
+        .collect()
+}
+
+/// How many `n` half-open `[start, end)` pairs cover.
+fn covered(pairs: &serde_json::Value) -> u64 {
+    pairs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1].as_u64().unwrap() - pair[0].as_u64().unwrap())
+        .sum()
+}
+
+/// A producer SIGKILLed mid-run: its events written after its last report (about once a
+/// second) are its unreported tail, counted and not lost; the run did not finish, so the
+/// verdict is incomplete and names it. Ground truth: the records on the topic and the run's
+/// last report on the control topic, both read here.
+#[test]
+fn a_producer_killed_mid_run_leaves_a_counted_tail_and_loses_nothing() {
+    let (broker, _turn) = cluster();
+    let topic = "fault-kill-producer";
+    let origin = "killed (10.0.0.44)";
+    let (producer, stderr) = spawn(
+        app()
+            .args(["produce", "--topic", topic, "--output", "json"])
+            .args(["--rate", "1000", "--num-messages", "6000"])
+            .args(["--partitions", "3", "--replication-factor", "3"])
+            .args(["--origin", origin])
+            .envs(broker.env()),
+    );
+    let _stderr = crate::common::drain(stderr);
+    wait_for_records(broker, topic, 2000);
+    signal(&producer, libc::SIGKILL);
+    let (code, _) = finish(producer);
+    assert_eq!(code, None, "the producer was killed by its signal");
+    let report = crate::fleet::verify(broker, topic, &[], 3);
+    let written = records(broker, topic) as u64;
+    assert!((2000..6000).contains(&written), "{written} on the topic");
+    let reports = run_reports(broker, topic, origin);
+    let last = reports
+        .iter()
+        .max_by(|a, b| {
+            a["updated"]
+                .as_f64()
+                .partial_cmp(&b["updated"].as_f64())
+                .unwrap()
+        })
+        .expect("the run reported before it was killed");
+    assert_eq!(last["state"], "running", "{last}");
+    let acked = covered(&last["acked"]);
+    assert_eq!(covered(&last["failed"]), 0, "{last}");
+    assert_eq!(report["verdict"], "incomplete", "{report}");
+    assert_eq!(report["consumed"], written, "{report}");
+    crate::fleet::assert_no_anomaly(&report);
+    assert_eq!(report["unreported_tail"], written - acked, "{report}");
+    let run = last["run"].as_str().unwrap();
+    let why = report["incomplete"][0].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!(
+            "run {run} of {origin} did not finish: its last report ("
+        )),
+        "{report}"
+    );
+}
+
+/// SIGTERM to a producer while every broker of the three is frozen: it cannot deliver anything
+/// more, and exits within its `--flush-timeout` (5 s, plus its shutdown) with a report of what
+/// was left unacknowledged: those are failed, not lost. The brokers are killed while frozen
+/// (what was in their sockets is never read) and started again; then `verify` finds nothing
+/// lost and names the run that did not finish.
+#[test]
+fn a_producer_stopped_while_every_broker_is_frozen_reports_its_unacknowledged() {
+    let (broker, _turn) = cluster();
+    let topic = "fault-all-frozen";
+    let origin = "frozen-fleet (10.0.0.45)";
+    let (child, mut stderr) = spawn(
+        app()
+            .args(["produce", "--topic", topic, "--rate", "500"])
+            .args([
+                "--num-messages",
+                "0",
+                "--origin",
+                origin,
+                "--output",
+                "json",
+            ])
+            .args(["--partitions", "3", "--replication-factor", "3"])
+            .args(["--report-interval", "1s", "--flush-timeout", "5s"])
+            .envs(broker.env()),
+    );
+    wait_for_line(&mut stderr, "progress");
+    wait_for_line(&mut stderr, "progress");
+    for node in ["1", "2", "3"] {
+        broker.kafka(&["stop", node]);
+    }
+    let frozen = Instant::now();
+    signal(&child, libc::SIGTERM);
+    let _stderr = crate::common::drain(stderr);
+    let (code, stdout) = finish(child);
+    let stopped_within = frozen.elapsed();
+    for node in ["1", "2", "3"] {
+        broker.kafka(&["kill", node]);
+    }
+    // No node can come up alone (its quorum is the three): all start together.
+    start_together(broker, &["1", "2", "3"]);
+    let produced: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(code, Some(1), "{produced}");
+    let (acked, failed) = (
+        produced["acked"].as_u64().unwrap(),
+        produced["failed"].as_u64().unwrap(),
+    );
+    assert!(failed > 0, "{produced}");
+    assert_eq!(
+        produced["sent"].as_u64(),
+        Some(acked + failed),
+        "{produced}"
+    );
+    assert_eq!(produced["final_run_report"], "not_delivered", "{produced}");
+    assert!(
+        stopped_within < Duration::from_secs(30),
+        "{stopped_within:?}"
+    );
+    let report = crate::fleet::verify(broker, topic, &[], 3);
+    assert_eq!(report["lost"], 0, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    // Every event on the topic was sent by the run, acknowledged or failed (written anyway).
+    let written = records(broker, topic) as u64;
+    assert_eq!(report["consumed"], written, "{report}");
+    assert!(written <= acked + failed, "{report}");
+    let run = produced["run"].as_str().unwrap();
+    let why = report["incomplete"][0].as_str().unwrap();
+    assert!(
+        why.starts_with(&format!(
+            "run {run} of {origin} did not finish: its last report ("
+        )),
+        "{report}"
+    );
+}
+
+/// Real loss, on purpose: a topic of one partition on nodes 2 (leader) and 3 (follower) that
+/// allows unclean leader election. A first run (idempotent, acks=all) is replicated to both.
+/// Then node 3 is frozen until the controller takes it out of the in-sync replicas, and a second
+/// run with `-X acks=1 -X enable.idempotence=false` is acknowledged by node 2 alone. Node 2 is
+/// killed and node 3 thawed: the only live replica, it is elected although it never saw the
+/// second run, and node 2, restarted, truncates its log to match. Every acknowledged event of
+/// the second run vanished; `verify` fails with lost = exactly what the partition's end moved
+/// back by (read here before and after), and flags the partition as truncated below the second
+/// run's highest acknowledged offset.
+#[test]
+fn acks_one_and_an_unclean_election_lose_exactly_the_unreplicated_events() {
+    let (broker, _turn) = cluster();
+    let topic = "fault-unclean";
+    let admin: AdminClient<DefaultClientContext> = broker.client_config().create().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let replicas: &[&[i32]] = &[&[2, 3]];
+    let new = NewTopic::new(topic, 1, TopicReplication::Variable(replicas))
+        .set("unclean.leader.election.enable", "true")
+        .set("min.insync.replicas", "1");
+    let created = runtime
+        .block_on(admin.create_topics([&new], &AdminOptions::new()))
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_until("node 2 leads with node 3 in sync", || {
+        partition_zero(broker, topic) == Some((2, vec![2, 3]))
+    });
+    let produce = |origin: &str, extra: &[&str]| {
+        json(&crate::common::run(
+            app()
+                .args([
+                    "produce", "--topic", topic, "--rate", "0", "--output", "json",
+                ])
+                .args(["--num-messages", "1000", "--origin", origin])
+                .args(extra)
+                .envs(broker.env()),
+            0,
+        ))
+    };
+    let replicated = produce("replicated (10.0.0.46)", &[]);
+    assert_eq!(replicated["acked"], 1000, "{replicated}");
+    let end = || {
+        let consumer: BaseConsumer = broker.client_config().create().unwrap();
+        consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .unwrap()
+            .1
+    };
+    assert_eq!(end(), 1000);
+
+    broker.kafka(&["stop", "3"]);
+    wait_until("node 3 out of the in-sync replicas", || {
+        partition_zero(broker, topic) == Some((2, vec![2]))
+    });
+    let unreplicated = produce(
+        "unreplicated (10.0.0.47)",
+        &["-X", "acks=1", "-X", "enable.idempotence=false"],
+    );
+    assert_eq!(unreplicated["acked"], 1000, "{unreplicated}");
+    assert_eq!(unreplicated["guarantee"]["acks"], "1", "{unreplicated}");
+    let before = end();
+    assert_eq!(before, 2000);
+
+    broker.kafka(&["kill", "2"]);
+    broker.kafka(&["cont", "3"]);
+    wait_until("node 3 elected (unclean)", || {
+        partition_zero(broker, topic).is_some_and(|(leader, _)| leader == 3)
+    });
+    let after = end();
+    broker.kafka(&["start", "2"]);
+    // Ground truth: the events at offsets from the new end to the old one are gone; they were
+    // every acknowledged event of the second run.
+    let vanished = before - after;
+    assert_eq!(vanished, 1000);
+
+    let report = crate::fleet::verify(broker, topic, &[], 1);
+    assert_eq!(report["verdict"], "fail", "{report}");
+    assert_eq!(report["lost"], vanished, "{report}");
+    assert_eq!(report["truncated"], 1, "{report}");
+    assert_eq!(report["consumed"], after, "{report}");
+    assert_eq!(report["duplicates"], 0, "{report}");
+    let reasons = report["reasons"].as_array().unwrap();
+    for reason in [
+        format!("unreplicated (10.0.0.47): {vanished} lost (acknowledged, never seen)"),
+        "unreplicated (10.0.0.47): 1 partitions truncated below an acknowledged offset".into(),
+    ] {
+        assert!(reasons.contains(&reason.into()), "{report}");
+    }
+    assert_eq!(
+        report["origins"]["replicated (10.0.0.46)"]["lost"], 0,
+        "{report}"
+    );
+    assert_eq!(
+        report["origins"]["replicated (10.0.0.46)"]["truncated"], 0,
+        "{report}"
+    );
+    // Its replicas are on nodes 2 and 3 only: gone, it cannot keep a later case's restarts
+    // waiting for its leader.
+    let deleted = runtime
+        .block_on(admin.delete_topics(&[topic], &AdminOptions::new()))
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+}
+
+/// A slow broker: what clients send node 3 waits 200 ms in its proxy (`scripts/kafka slow`), so
+/// every request to it (produce, fetch, metadata) is answered that much later, for the rest of
+/// the run. Its partitions are acknowledged late, never lost or doubled: the verdict is exact,
+/// and the acknowledgement latency shows the delay (its events are a third of those sent after
+/// it began, so the 99th percentile is at least the delay).
+#[test]
+fn a_slow_broker_delays_acknowledgements_and_loses_nothing() {
+    let mut led = Vec::new();
+    let report = survives_at("fault-slow-broker", 1000, 6000, |broker, topic| {
+        let consumer: BaseConsumer = broker.client_config().create().unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        led = (metadata.topics()[0].partitions().iter())
+            .filter(|p| p.leader() == 3)
+            .map(|p| p.id())
+            .collect();
+        broker.kafka(&["slow", "3", "200"]);
+    });
+    Broker::three().kafka(&["slow", "3", "0"]);
+    assert!(!led.is_empty(), "node 3 led no partition: {report}");
+    let p99 = report["ack_latency_ms"]["p99"].as_f64().unwrap();
+    assert!(p99 >= 200.0, "p99 {p99} ms: {report}");
 }
 
 /// With two of three brokers down nothing can be acknowledged (acks=all, min.insync 2): every
@@ -315,8 +749,9 @@ fn two_brokers_down_fail_every_event_and_lose_none() {
         serde_json::Value::Null,
         "{report}"
     );
-    broker.kafka(&["start", "2"]);
-    broker.kafka(&["start", "3"]);
+    // Together: a partition whose replicas are on nodes 2 and 3 only (another case's) has no
+    // leader until both are back.
+    start_together(broker, &["2", "3"]);
     // Failed is not "not written": the lone leader may have appended events, and run reports,
     // before failing them; they become visible once the ISR is back. Ground truth for the
     // reports: the control topic, read here.
