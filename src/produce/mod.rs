@@ -8,6 +8,7 @@
 pub mod key;
 pub mod origin;
 pub mod rate;
+pub mod send;
 pub mod stall;
 
 use std::sync::Mutex;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use hdrhistogram::Histogram;
 use rdkafka::client::ClientContext as RdClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -41,6 +42,7 @@ use crate::wire::series::{encode_histogram, RunSeries};
 use crate::wire::{RUN_HEADER, WARMUP_HEADER};
 use key::{Keyer, SplitMix};
 use rate::{Phase, Schedule};
+use send::Sender;
 use stall::{Change, Stall};
 
 pub use key::KeyMode;
@@ -181,6 +183,11 @@ fn drain<C: ProducerContext>(producer: &BaseProducer<C>, timeout: Duration) -> b
         producer.poll(Duration::from_millis(1));
     }
     true
+}
+
+/// A header name as librdkafka takes it (NUL-terminated); header names are constants without NULs.
+fn header_name(name: &str) -> std::ffi::CString {
+    std::ffi::CString::new(name).expect("header names have no NUL")
 }
 
 /// Marks the delivery reports of control records (run reports), which are not events.
@@ -700,6 +707,14 @@ impl Run<'_> {
         // Every event's _id names this run (see event::derived_id).
         let run_key = event::run_key(&run_id);
         let mut keyer = Keyer::new(options.key, &options.origin, run_key);
+        let sender = Sender::new(producer, &options.topic.name)
+            .map_err(|e| Error::kafka("cannot send to the topic", e))?;
+        // Every event carries the run's header; warm-up events the warm-up mark too.
+        let (run_name, warmup_name) = (header_name(RUN_HEADER), header_name(WARMUP_HEADER));
+        let headers = [
+            (run_name.as_c_str(), run_id.as_bytes()),
+            (warmup_name.as_c_str(), &b"1"[..]),
+        ];
         self.write_run_report(RunState::Running);
 
         while self.sent < limit && !self.session.is_cancelled() {
@@ -724,19 +739,11 @@ impl Run<'_> {
             let mut opaque = (base_us + scheduled.as_micros() as u64) as usize;
             let stamp = options.workload.clock_offset.shift(SystemTime::now());
             let payload = encoder.encode_at(stamp, run_key, self.sent);
-            let mut headers =
-                OwnedHeaders::new_with_capacity(1 + usize::from(warm)).insert(Header {
-                    key: RUN_HEADER,
-                    value: Some(run_id.as_bytes()),
-                });
             if warm {
                 opaque |= WARMUP;
-                headers = headers.insert(Header {
-                    key: WARMUP_HEADER,
-                    value: Some(&b"1"[..]),
-                });
                 self.warmup_sent += 1;
             }
+            let headers = &headers[..1 + usize::from(warm)];
             let phase = &mut self.phases[schedule.phase_of(self.sent)];
             phase.sent += 1;
             phase.first_send.get_or_insert(now);
@@ -749,25 +756,19 @@ impl Run<'_> {
                     txn.open = Some(self.sent);
                 }
             }
-            let mut record = BaseRecord::with_opaque_to(&options.topic.name, opaque)
-                .payload(payload)
-                .headers(headers);
-            if let Some(key) = keyer.key(self.sent) {
-                record = record.key(key);
-            }
+            let key = keyer.key(self.sent);
             loop {
-                match producer.send(record) {
+                match sender.send(payload, key, headers, opaque) {
                     Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
                         // librdkafka's queue is full: serve delivery reports until there is room.
-                        record = back;
                         producer.poll(Duration::from_millis(10));
                         let now = Instant::now();
                         if now >= self.next_publish {
                             self.publish(now)?;
                         }
                     }
-                    Err((error, _)) => {
+                    Err(error) => {
                         let mut deliveries = producer.context().deliveries.lock().expect("lock");
                         deliveries.failed.insert(self.sent);
                         deliveries.last_failure = Some(error.to_string());
