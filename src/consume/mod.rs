@@ -22,8 +22,8 @@ use crate::tally::Tally;
 use crate::verdict::judge::{self, ConsumeReport, Ends, View};
 use crate::wire::control::RunState;
 use crate::wire::event::python_timestamp;
+use crate::wire::run_header_and_marks;
 use crate::wire::series::Series;
-use crate::wire::{marks, run_header};
 use member::{ControlLink, Offsets};
 
 /// How long one poll of the consumer may block.
@@ -116,7 +116,7 @@ pub fn consume(
             ..View::default()
         },
         said_waiting: false,
-        last_polled: std::collections::HashMap::new(),
+        last_polled: Vec::new(),
         link,
         start,
         progress: Progress::detect(),
@@ -155,8 +155,9 @@ struct Reading<'a> {
     view: View,
     /// The wait for an assignment was logged.
     said_waiting: bool,
-    /// The last offset polled per partition, with the rebalance count when it was polled.
-    last_polled: std::collections::HashMap<i32, (u64, i64)>,
+    /// The last offset polled per partition (index = partition), with the rebalance count when
+    /// it was polled.
+    last_polled: Vec<Option<(u64, i64)>>,
     link: Option<ControlLink>,
     start: Instant,
     progress: Progress,
@@ -268,13 +269,9 @@ impl Reading<'_> {
         });
         self.view.assigned = true;
         if new {
-            self.tally.record_marked(
-                message.payload(),
-                run_header(message),
-                marks(message),
-                message.partition(),
-                now,
-            );
+            let (header, marks) = run_header_and_marks(message);
+            self.tally
+                .record_marked(message.payload(), header, marks, message.partition(), now);
         } else {
             self.view.redelivered += 1;
         }
@@ -349,7 +346,11 @@ impl Reading<'_> {
     /// rebalance: behind it is a nonmonotonic poll, past the next one a skip.
     fn check_poll_order(&mut self, partition: i32, offset: i64) {
         let generation = self.session.events().rebalances();
-        let last = self.last_polled.insert(partition, (generation, offset));
+        let slot = usize::try_from(partition).unwrap_or(0);
+        if self.last_polled.len() <= slot {
+            self.last_polled.resize(slot + 1, None);
+        }
+        let last = self.last_polled[slot].replace((generation, offset));
         match last {
             Some((g, previous)) if g == generation && offset <= previous => {
                 self.view.nonmonotonic_polls += 1;

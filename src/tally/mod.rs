@@ -305,11 +305,12 @@ impl Tally {
                 .latency_us
                 .saturating_record((latency_s * 1e6) as u64);
         }
-        let header = header.and_then(|h| std::str::from_utf8(h).ok());
-        let key = match (event::run_of(event.id, event.n), header) {
-            (Some(key), _) => key,
-            (None, Some(run_id)) => event::run_key(run_id),
-            (None, None) => {
+        // The header is read only when the body does not name the run, or the run's full id is
+        // not known yet: once per run, not per event.
+        let header = || header.and_then(|h| std::str::from_utf8(h).ok());
+        let key = match event::run_of(event.id, event.n).or_else(|| header().map(event::run_key)) {
+            Some(key) => key,
+            None => {
                 origin.foreign += 1;
                 origin.foreign_ns.insert(event.n);
                 return Outcome::Foreign;
@@ -317,7 +318,7 @@ impl Tally {
         };
         let run = origin.runs.entry(key).or_default();
         if run.run_id.is_none() {
-            if let Some(run_id) = header.filter(|h| event::run_key(h) == key) {
+            if let Some(run_id) = header().filter(|h| event::run_key(h) == key) {
                 run.run_id = Some(run_id.to_owned());
             }
         }

@@ -27,7 +27,7 @@ use crate::verdict::{verdict_text, Accounting, Anomalies, Findings, Scope, Verdi
 use crate::wire::control::{from_pairs, ControlRecord, MemberReport};
 use crate::wire::event::python_timestamp;
 use crate::wire::series::{decode_histogram, Series};
-use crate::wire::{marks, run_header, Marks};
+use crate::wire::{run_header_and_marks, Marks};
 use against::{Comparison, Match};
 use hdrhistogram::Histogram;
 
@@ -212,7 +212,7 @@ fn read_data(session: &Session, options: &VerifyOptions) -> Result<Data> {
         let (partition, offset) = (message.partition(), message.offset());
         data.take(
             message.payload(),
-            (run_header(message), marks(message)),
+            run_header_and_marks(message),
             partition,
             offset,
             now,

@@ -11,15 +11,6 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 /// also in the event's `_id`, see [`event::run_of`]).
 pub const RUN_HEADER: &str = "kta-run";
 
-/// The run id a record carries in its [`RUN_HEADER`] header, if any.
-pub fn run_header<'a>(message: &'a BorrowedMessage<'_>) -> Option<&'a [u8]> {
-    let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|header| header.key == RUN_HEADER)
-        .and_then(|header| header.value)
-}
-
 /// The record header that marks a warm-up event (`produce --warmup`): sent and verified like any
 /// other, but left out of latency statistics. A header, so the value stays the original's bytes.
 pub const WARMUP_HEADER: &str = "kta-warmup";
@@ -34,15 +25,24 @@ pub struct Marks {
     pub append_s: Option<f64>,
 }
 
-/// The [`Marks`] of a record.
-pub fn marks(message: &BorrowedMessage<'_>) -> Marks {
-    Marks {
-        warmup: message
-            .headers()
-            .is_some_and(|headers| headers.iter().any(|header| header.key == WARMUP_HEADER)),
-        append_s: match message.timestamp() {
-            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms as f64 / 1000.0),
-            _ => None,
-        },
+/// The run id a record carries in its [`RUN_HEADER`] header (if any) and its [`Marks`], in one
+/// walk over its headers: what a reader takes from every record (each walk costs calls into
+/// librdkafka and a UTF-8 check per header).
+pub fn run_header_and_marks<'a>(message: &'a BorrowedMessage<'_>) -> (Option<&'a [u8]>, Marks) {
+    // The first run header names the run (even when it has no value), as a `find` would.
+    let (mut run, mut run_found, mut warmup) = (None, false, false);
+    if let Some(headers) = message.headers() {
+        for header in headers.iter() {
+            match header.key {
+                RUN_HEADER if !run_found => (run, run_found) = (header.value, true),
+                WARMUP_HEADER => warmup = true,
+                _ => {}
+            }
+        }
     }
+    let append_s = match message.timestamp() {
+        rdkafka::Timestamp::LogAppendTime(ms) => Some(ms as f64 / 1000.0),
+        _ => None,
+    };
+    (run, Marks { warmup, append_s })
 }
