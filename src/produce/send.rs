@@ -90,7 +90,7 @@ impl<'p, C: ProducerContext<DeliveryOpaque = usize>> Sender<'p, C> {
         vus[1] = entry(
             rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_MSGFLAGS,
             rdsys::rd_kafka_vu_s__bindgen_ty_1 {
-                i: rdsys::RD_KAFKA_MSG_F_COPY as i32,
+                i: rdsys::RD_KAFKA_MSG_F_COPY,
             },
         );
         vus[2] = entry(rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_VALUE, mem(value));
