@@ -613,6 +613,11 @@ fn acks_one_and_an_unclean_election_lose_exactly_the_unreplicated_events() {
                     "produce", "--topic", topic, "--rate", "0", "--output", "json",
                 ])
                 .args(["--num-messages", "1000", "--origin", origin])
+                // The topic exists, so this is the control topic's replication: the run reports
+                // must outlive the nodes this case stops (with one replica on node 3 the second
+                // run's reports could not be written, and a run with neither reports nor events
+                // left is invisible).
+                .args(["--replication-factor", "3"])
                 .args(extra)
                 .envs(broker.env()),
             0,
@@ -632,6 +637,14 @@ fn acks_one_and_an_unclean_election_lose_exactly_the_unreplicated_events() {
     broker.kafka(&["stop", "3"]);
     wait_until("node 3 out of the in-sync replicas", || {
         partition_zero(broker, topic) == Some((2, vec![2]))
+    });
+    // The run reports go to the control topic with acks=all: its partition must be led by a
+    // running node and have left node 3 behind too (node 3 may still lead it, frozen, until the
+    // controller fences it), or the second run's reports wait out its flush timeout.
+    let control = format!("{topic}-kta-control");
+    wait_until("the control topic led without node 3", || {
+        partition_zero(broker, &control)
+            .is_some_and(|(leader, isr)| leader != 3 && !isr.contains(&3))
     });
     let unreplicated = produce(
         "unreplicated (10.0.0.47)",
